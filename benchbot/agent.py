@@ -1,0 +1,770 @@
+#!/usr/bin/env python3
+"""benchbot device agent: times TFLite inference on the device it runs on.
+
+This one file is copied to Raspberry Pis, Jetsons and other boards we do not
+control, so it needs only Python 3.8+, numpy and a TFLite runtime (psutil is used
+when present; /proc and /sys are read directly when not). It must not import
+anything from the benchbot package.
+
+Usage:
+    python3 agent.py hello          # print the device fingerprint as one JSON line
+    python3 agent.py run < job.json # run one benchmark cell, stream JSON lines
+    python3 agent.py temp           # one temperature reading (for cooldown between cells)
+
+Every line on stdout is one JSON object with an "event" key:
+    hello      the device fingerprint (once per process)
+    cell_start the model, its tensors and the runtime that loaded it
+    init       model load + allocate_tensors time and first-inference time
+    samples    raw latencies (phase warmup or loop) in chunks: start times and durations in ns
+    telemetry  one reading of the background sampler, on the same clock as the samples
+    accuracy   eval-set predictions (run after the timed loop, never inside it)
+    cell_end   loop wall time, counts, peak RSS, throttle bits before/after
+    error      what went wrong, in one sentence; the cell ends after it
+
+One process runs one cell: a runtime that crashes (SIGSEGV) takes down only that
+cell, and peak RSS belongs to that cell alone.
+"""
+
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+AGENT_VERSION = "1"
+PROTOCOL = 1
+
+_write_lock = threading.Lock()
+
+
+def emit(event, **fields):
+    """Write one JSON line and flush it, so the host stores it even if we die next."""
+    fields["event"] = event
+    line = json.dumps(fields, separators=(",", ":"))
+    with _write_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _read(path, default=None):
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except (OSError, ValueError):
+        return default
+
+
+def _read_int(path):
+    text = _read(path)
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+
+
+def load_runtime(preference="auto"):
+    """Import a TFLite interpreter: LiteRT first, then tflite-runtime, then TensorFlow.
+
+    Returns (name, version, Interpreter class, OpResolverType or None).
+    """
+    order = RUNTIMES if preference in (None, "", "auto") else (preference,)
+    errors = []
+    for name in order:
+        try:
+            if name == "ai_edge_litert":
+                from ai_edge_litert import interpreter as mod  # type: ignore
+
+                version = _dist_version("ai-edge-litert", "ai_edge_litert")
+            elif name == "tflite_runtime":
+                from tflite_runtime import interpreter as mod  # type: ignore
+
+                version = _dist_version("tflite-runtime", "tflite_runtime")
+            elif name == "tensorflow":
+                import tensorflow as tf  # type: ignore
+
+                mod = tf.lite
+                mod.OpResolverType = getattr(tf.lite.experimental, "OpResolverType", None)
+                version = tf.__version__
+            else:
+                errors.append("unknown runtime %r" % name)
+                continue
+        except Exception as exc:  # ImportError, or numpy ABI errors such as "_ARRAY_API not found"
+            errors.append("%s: %s" % (name, _first_line(exc)))
+            continue
+        return name, version, mod.Interpreter, getattr(mod, "OpResolverType", None)
+    raise RuntimeError("no TFLite runtime could be imported (%s)" % "; ".join(errors))
+
+
+def _dist_version(dist, module):
+    try:
+        from importlib.metadata import version  # Python 3.8+
+
+        return version(dist)
+    except Exception:
+        mod = sys.modules.get(module)
+        return getattr(mod, "__version__", "unknown")
+
+
+def _first_line(exc):
+    text = str(exc).strip() or type(exc).__name__
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return text
+
+
+_OP_VERSION = re.compile(r"Didn't find op for builtin opcode '(\w+)' version '(\d+)'")
+
+
+def explain_load_error(exc, runtime, runtime_version):
+    """Turn an interpreter's load error into one sentence a user can act on."""
+    text = str(exc)
+    match = _OP_VERSION.search(text)
+    if match:
+        return (
+            "op %s version %s is not supported by %s %s; convert the model with an older "
+            "TensorFlow or install a newer runtime on the device"
+            % (match.group(1), match.group(2), runtime, runtime_version)
+        )
+    if "identifier" in text and "TFL3" in text:
+        return "the file is not a TFLite FlatBuffer (wrong file identifier, expected TFL3)"
+    if "Could not open" in text or "No such file" in text:
+        return "the model file cannot be opened: %s" % _first_line(exc)
+    return "%s could not load the model: %s" % (runtime, _first_line(exc))
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+
+def fingerprint(runtime_pref="auto"):
+    """What the device is: enough to tell two boards, kernels or runtimes apart in results."""
+    fp = {
+        "arch": platform.machine(),
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "hostname": platform.node(),
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "model": _board_model(),
+        "memory_total": _meminfo("MemTotal"),
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "virtualization": _virtualization(),
+        "agent_version": AGENT_VERSION,
+    }
+    try:
+        import numpy
+
+        fp["numpy"] = numpy.__version__
+    except Exception as exc:
+        fp["numpy"] = None
+        fp["numpy_error"] = _first_line(exc)
+    try:
+        import psutil  # noqa: F401
+
+        fp["psutil"] = psutil.__version__
+    except Exception:
+        fp["psutil"] = None
+    try:
+        name, version, _, _ = load_runtime(runtime_pref)
+        fp["runtime"], fp["runtime_version"] = name, version
+    except RuntimeError as exc:
+        fp["runtime"], fp["runtime_version"] = None, None
+        fp["runtime_error"] = str(exc)
+    fp["thermal_zones"] = [z["type"] for z in thermal_zones()]
+    fp["cpufreq"] = bool(glob.glob("/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq"))
+    fp["vcgencmd"] = shutil.which("vcgencmd") is not None
+    tegra = _read("/etc/nv_tegra_release")
+    if tegra:
+        fp["l4t"] = tegra.splitlines()[0]
+    return fp
+
+
+def _os_name():
+    text = _read("/etc/os-release", "")
+    for line in text.splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip('"')
+    return platform.system()
+
+
+def _cpu_model():
+    text = _read("/proc/cpuinfo", "")
+    for key in ("model name", "Model", "Hardware", "CPU part"):
+        for line in text.splitlines():
+            if line.startswith(key) and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def _board_model():
+    model = _read("/proc/device-tree/model")
+    if model:
+        return model.rstrip("\x00")
+    vendor = _read("/sys/class/dmi/id/sys_vendor")
+    product = _read("/sys/class/dmi/id/product_name")
+    parts = [p for p in (vendor, product) if p]
+    return " ".join(parts) or None
+
+
+def _virtualization():
+    compatible = _read("/proc/device-tree/compatible", "") or ""
+    if "dummy-virt" in compatible or "qemu" in compatible.lower():
+        return "qemu"
+    vendor = (_read("/sys/class/dmi/id/sys_vendor") or "").lower()
+    for name in ("qemu", "kvm", "vmware", "virtualbox", "xen", "microsoft", "amazon", "google"):
+        if name in vendor:
+            return name
+    cpuinfo = _read("/proc/cpuinfo", "") or ""
+    if re.search(r"^flags\s*:.*\bhypervisor\b", cpuinfo, re.M):
+        return "hypervisor"
+    return None
+
+
+def _meminfo(key):
+    text = _read("/proc/meminfo", "") or ""
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+# --------------------------------------------------------------------------- telemetry
+
+
+def thermal_zones():
+    zones = []
+    for path in sorted(glob.glob("/sys/class/thermal/thermal_zone*"), key=_natural):
+        zones.append({"path": path + "/temp", "type": _read(path + "/type") or os.path.basename(path)})
+    return zones
+
+
+def _natural(text):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def vcgencmd(*args):
+    """Run vcgencmd (Raspberry Pi firmware) and return its output, or None when absent."""
+    exe = shutil.which("vcgencmd")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe] + list(args), capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def read_throttled():
+    """The Pi's throttle bits as an int, or None when there is no vcgencmd."""
+    text = vcgencmd("get_throttled")
+    if not text or "=" not in text:
+        return None
+    try:
+        return int(text.split("=", 1)[1], 16)
+    except ValueError:
+        return None
+
+
+def read_vc_temp():
+    text = vcgencmd("measure_temp")
+    match = re.search(r"temp=([\d.]+)", text or "")
+    return float(match.group(1)) if match else None
+
+
+class ProcStat:
+    """CPU and memory readings from psutil when present, else straight from /proc."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.psutil = None
+        try:
+            import psutil
+
+            self.psutil = psutil
+            self.proc = psutil.Process(self.pid)
+            self.proc.cpu_percent(None)
+            psutil.cpu_percent(None, percpu=True)
+        except Exception:
+            self.psutil = None
+        self.ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last_cores = self._proc_stat_cores()
+        self._last_proc = (self._proc_self_ticks(), time.monotonic())
+
+    # /proc fallbacks ------------------------------------------------------
+    @staticmethod
+    def _proc_stat_cores():
+        cores = []
+        text = _read("/proc/stat", "") or ""
+        for line in text.splitlines():
+            if line.startswith("cpu") and line[3:4].isdigit():
+                values = [int(v) for v in line.split()[1:]]
+                idle = values[3] + (values[4] if len(values) > 4 else 0)
+                cores.append((sum(values[:8]), idle))
+        return cores
+
+    @staticmethod
+    def _proc_self_ticks():
+        text = _read("/proc/self/stat", "") or ""
+        try:
+            fields = text.rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+        except (IndexError, ValueError):
+            return None
+
+    def cpu(self):
+        """(system %, per-core %, process %) since the previous call."""
+        if self.psutil is not None:
+            per_core = self.psutil.cpu_percent(None, percpu=True)
+            system = sum(per_core) / len(per_core) if per_core else None
+            return system, per_core, self.proc.cpu_percent(None)
+        now_cores = self._proc_stat_cores()
+        per_core = []
+        for (total, idle), (total0, idle0) in zip(now_cores, self._last_cores):
+            span = total - total0
+            per_core.append(round(100.0 * (span - (idle - idle0)) / span, 1) if span > 0 else 0.0)
+        self._last_cores = now_cores
+        system = sum(per_core) / len(per_core) if per_core else None
+        ticks, stamp = self._proc_self_ticks(), time.monotonic()
+        ticks0, stamp0 = self._last_proc
+        self._last_proc = (ticks, stamp)
+        process = None
+        if ticks is not None and ticks0 is not None and stamp > stamp0:
+            process = 100.0 * (ticks - ticks0) / self.ticks / (stamp - stamp0)
+        return system, per_core, process
+
+    def memory(self):
+        """(rss bytes, peak rss bytes, system available bytes)."""
+        status = _read("/proc/self/status", "") or ""
+        rss = peak = None
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) * 1024
+        if rss is None and self.psutil is not None:
+            rss = self.proc.memory_info().rss
+        if peak is None:
+            peak = peak_rss()
+        available = _meminfo("MemAvailable")
+        if available is None and self.psutil is not None:
+            available = self.psutil.virtual_memory().available
+        return rss, peak, available
+
+
+def peak_rss():
+    status = _read("/proc/self/status", "") or ""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    try:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return usage if sys.platform == "darwin" else usage * 1024
+    except Exception:
+        return None
+
+
+class Sampler(threading.Thread):
+    """Background telemetry at a fixed interval, timestamped with perf_counter_ns.
+
+    It sleeps between readings and reads a handful of small files, so its cost
+    stays well under 1 % of a core at the default 100 ms.
+    """
+
+    def __init__(self, interval_s):
+        threading.Thread.__init__(self, name="benchbot-telemetry", daemon=True)
+        self.interval_s = interval_s
+        self.stop_event = threading.Event()
+        self.phase = "init"
+        self.stat = ProcStat()
+        self.zones = thermal_zones()
+        self.freq_paths = sorted(
+            glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq"), key=_natural
+        )
+        self.readings = 0
+
+    def read_once(self):
+        system, per_core, process = self.stat.cpu()
+        rss, peak, available = self.stat.memory()
+        temps = {}
+        for zone in self.zones:
+            value = _read_int(zone["path"])
+            if value is not None:
+                temps[zone["type"]] = value / 1000.0
+        freqs = []
+        for path in self.freq_paths:
+            value = _read_int(path)
+            freqs.append(value * 1000 if value is not None else None)
+        self.readings += 1
+        return {
+            "t_ns": time.perf_counter_ns(),
+            "phase": self.phase,
+            "cpu_pct": _round(system),
+            "cpu_core_pct": [_round(v) for v in per_core] if per_core else None,
+            "proc_cpu_pct": _round(process),
+            "rss": rss,
+            "rss_peak": peak,
+            "mem_available": available,
+            "temps_c": temps or None,
+            "freq_hz": freqs or None,
+        }
+
+    def run(self):
+        while not self.stop_event.wait(self.interval_s):
+            emit("telemetry", **self.read_once())
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(timeout=5)
+
+
+def _round(value, digits=1):
+    return None if value is None else round(float(value), digits)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def random_input(np, rng, detail, shape):
+    """Seeded random values that respect dtype and quantization, as benchmark_model draws them."""
+    dtype = detail["dtype"]
+    if dtype in (np.float32, np.float16, np.float64):
+        return rng.uniform(-0.5, 0.5, size=shape).astype(dtype)
+    if dtype == np.int8:
+        return rng.integers(-127, 128, size=shape, dtype=np.int64).astype(np.int8)
+    if dtype == np.uint8:
+        return rng.integers(0, 255, size=shape, dtype=np.int64).astype(np.uint8)
+    if dtype == np.int16:
+        return rng.integers(-32767, 32768, size=shape, dtype=np.int64).astype(np.int16)
+    if dtype in (np.int32, np.int64):
+        return rng.integers(0, 100, size=shape, dtype=np.int64).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    raise ValueError("input %s has dtype %s, which benchbot cannot fill" % (detail["name"], dtype))
+
+
+def quantize(np, values, detail):
+    """Float model input -> the tensor's integer type using its own scale and zero point."""
+    dtype = detail["dtype"]
+    if dtype in (np.float32, np.float16):
+        return values.astype(dtype)
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if dtype in (np.int8, np.uint8, np.int16) and values.dtype.kind == "f" and scale:
+        info = np.iinfo(dtype)
+        q = np.round(values / scale) + zero
+        return np.clip(q, info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
+def dequantize(np, values, detail):
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if values.dtype.kind in "iu" and scale:
+        return (values.astype(np.float32) - zero) * scale
+    return values.astype(np.float32)
+
+
+def describe(detail):
+    scale, zero = detail.get("quantization", (0.0, 0))
+    return {
+        "name": detail["name"],
+        "shape": [int(d) for d in detail["shape"]],
+        "shape_signature": [int(d) for d in detail.get("shape_signature", detail["shape"])],
+        "dtype": str(detail["dtype"].__name__ if hasattr(detail["dtype"], "__name__") else detail["dtype"]),
+        "scale": float(scale),
+        "zero_point": int(zero),
+    }
+
+
+# --------------------------------------------------------------------------- the cell
+
+
+class CellError(Exception):
+    """A failure of this cell, already phrased for the user."""
+
+    def __init__(self, kind, message):
+        Exception.__init__(self, message)
+        self.kind = kind
+
+
+def run_cell(job):
+    import numpy as np
+
+    cell_id = job.get("cell_id", "cell")
+    threads = int(job.get("threads", 1))
+    batch = int(job.get("batch", 1))
+    warmup_runs = int(job.get("warmup_runs", 1))
+    warmup_s = float(job.get("warmup_seconds", 0.5))
+    min_runs = int(job.get("min_runs", 50))
+    min_s = float(job.get("min_seconds", 1.0))
+    max_s = float(job.get("max_seconds", 150.0))
+    chunk = int(job.get("chunk", 1000))
+    flush_s = float(job.get("flush_seconds", 1.0))
+
+    try:
+        runtime, runtime_version, Interpreter, OpResolverType = load_runtime(job.get("runtime", "auto"))
+    except RuntimeError as exc:
+        raise CellError("runtime", str(exc))
+
+    model_path = job["model_path"]
+    if not os.path.isfile(model_path):
+        raise CellError("model", "model file %s does not exist on the device" % model_path)
+    kwargs = {"model_path": model_path, "num_threads": threads}
+    if not job.get("xnnpack", True):
+        if OpResolverType is None:
+            raise CellError("option", "%s %s cannot turn XNNPACK off" % (runtime, runtime_version))
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+
+    sampler = Sampler(float(job.get("telemetry_interval_s", 0.1)))
+    throttled_before = read_throttled()
+    vc_temp_start = read_vc_temp()
+    emit("telemetry", **sampler.read_once())
+    sampler.start()
+    try:
+        t0 = time.perf_counter_ns()
+        try:
+            interpreter = Interpreter(**kwargs)
+            input_details = interpreter.get_input_details()
+            if batch != 1:
+                for detail in input_details:
+                    shape = list(detail["shape"])
+                    shape[0] = batch
+                    interpreter.resize_tensor_input(detail["index"], shape, strict=True)
+            interpreter.allocate_tensors()
+        except Exception as exc:
+            if batch != 1 and "resize" in str(exc).lower():
+                raise CellError("option", "the model does not allow batch size %d: %s" % (batch, _first_line(exc)))
+            raise CellError("load", explain_load_error(exc, runtime, runtime_version))
+        init_ns = time.perf_counter_ns() - t0
+
+        input_details = interpreter.get_input_details()
+        output_details = interpreter.get_output_details()
+        emit(
+            "cell_start",
+            cell_id=cell_id,
+            runtime=runtime,
+            runtime_version=runtime_version,
+            threads=threads,
+            xnnpack=bool(job.get("xnnpack", True)),
+            batch=batch,
+            model_size=os.path.getsize(model_path),
+            inputs=[describe(d) for d in input_details],
+            outputs=[describe(d) for d in output_details],
+            pid=os.getpid(),
+        )
+
+        rng = np.random.default_rng(int(job.get("seed", 0)))
+        feeds = [(d["index"], random_input(np, rng, d, tuple(d["shape"]))) for d in input_details]
+        for index, value in feeds:
+            interpreter.set_tensor(index, value)
+        invoke = interpreter.invoke
+        clock = time.perf_counter_ns
+
+        sampler.phase = "first"
+        t0 = clock()
+        invoke()
+        first_ns = clock() - t0
+        emit("init", init_ns=init_ns, first_ns=first_ns)
+
+        sampler.phase = "warmup"
+        warm = timed_loop(invoke, clock, warmup_runs, warmup_s, max(warmup_s, 0.0) + max_s, chunk, flush_s, "warmup")
+        sampler.phase = "loop"
+        loop = timed_loop(invoke, clock, min_runs, min_s, max_s, chunk, flush_s, "loop")
+        sampler.phase = "done"
+    finally:
+        sampler.stop()
+    emit("telemetry", **sampler.read_once())
+
+    end = {
+        "cell_id": cell_id,
+        "warmup_runs": warm["runs"],
+        "warmup_ns": warm["wall_ns"],
+        "loop_runs": loop["runs"],
+        "loop_ns": loop["wall_ns"],
+        "loop_start_ns": loop["start_ns"],
+        "hit_max_seconds": loop["hit_max"],
+        "rss_peak": peak_rss(),
+        "throttled_before": throttled_before,
+        "throttled_after": read_throttled(),
+        "vc_temp_start_c": vc_temp_start,
+        "vc_temp_end_c": read_vc_temp(),
+        "telemetry_readings": sampler.readings,
+    }
+    if job.get("eval_path"):
+        try:
+            run_accuracy(np, interpreter, job["eval_path"], input_details, output_details, batch, job)
+        except CellError as exc:
+            emit("error", cell_id=cell_id, kind=exc.kind, message=str(exc), fatal=False)
+    emit("cell_end", **end)
+
+
+def timed_loop(invoke, clock, min_runs, min_s, max_s, chunk, flush_s, phase):
+    """Invoke until both min_runs and min_seconds are met, stopping at max_seconds.
+
+    Only invoke() sits between the two clock reads. Samples are flushed in chunks
+    between invocations, outside any timed interval.
+    """
+    starts, durations = [], []
+    runs = 0
+    begin = clock()
+    min_ns, max_ns, flush_ns = int(min_s * 1e9), int(max_s * 1e9), int(flush_s * 1e9)
+    last_flush = begin
+    hit_max = False
+    while True:
+        elapsed = clock() - begin
+        if runs >= min_runs and elapsed >= min_ns:
+            break
+        if elapsed > max_ns:
+            hit_max = True
+            break
+        t0 = clock()
+        invoke()
+        t1 = clock()
+        starts.append(t0)
+        durations.append(t1 - t0)
+        runs += 1
+        if len(durations) >= chunk or t1 - last_flush >= flush_ns:
+            emit("samples", phase=phase, start_ns=starts, latency_ns=durations)
+            starts, durations = [], []
+            last_flush = clock()
+    wall = clock() - begin
+    if durations:
+        emit("samples", phase=phase, start_ns=starts, latency_ns=durations)
+    return {"runs": runs, "wall_ns": wall, "start_ns": begin, "hit_max": hit_max}
+
+
+def run_accuracy(np, interpreter, eval_path, input_details, output_details, batch, job):
+    """Run the eval set through the model once, after timing; record predictions and labels."""
+    try:
+        data = np.load(eval_path)
+        xs, labels = data["x"], data["y"]
+    except Exception as exc:
+        raise CellError("eval", "eval set %s cannot be read: %s" % (eval_path, _first_line(exc)))
+    if len(input_details) != 1:
+        raise CellError("eval", "eval sets are supported for single-input models only")
+    detail, out = input_details[0], output_details[0]
+    limit = int(job.get("eval_limit", 0)) or len(xs)
+    xs, labels = xs[:limit], labels[:limit]
+    expected = tuple(int(d) for d in detail["shape"][1:])
+    if tuple(xs.shape[1:]) != expected:
+        raise CellError(
+            "eval",
+            "eval set inputs have shape %s per sample but the model expects %s"
+            % (list(xs.shape[1:]), list(expected)),
+        )
+    if xs.dtype.kind in "iu" and detail["dtype"] not in (np.int32, np.int64, np.int8, np.uint8, np.int16):
+        raise CellError("eval", "eval set holds integers but the model input is %s" % detail["dtype"].__name__)
+    if xs.dtype.kind == "f" and detail["dtype"] in (np.int32, np.int64):
+        raise CellError("eval", "eval set holds floats but the model input is %s (token ids?)" % detail["dtype"].__name__)
+    labels = [int(v) for v in np.asarray(labels).reshape(-1)]
+    classes = int(np.prod(output_details[0]["shape"][1:]))
+    if len(labels) != len(xs):
+        raise CellError("eval", "eval set has %d inputs but %d labels" % (len(xs), len(labels)))
+    bad = [v for v in labels if v < 0 or v >= classes]
+    if bad:
+        raise CellError("eval", "eval labels must be in 0..%d for this model, found %d" % (classes - 1, bad[0]))
+    predictions = []
+    t0 = time.perf_counter_ns()
+    budget_ns = int(float(job.get("eval_max_seconds", 600)) * 1e9)
+    for start in range(0, len(xs), batch):
+        if time.perf_counter_ns() - t0 > budget_ns:  # slow (emulated) devices evaluate a prefix
+            break
+        part = xs[start:start + batch]
+        if len(part) < batch:  # pad the last batch with copies; extra rows are ignored
+            part = np.concatenate([part, np.repeat(part[-1:], batch - len(part), axis=0)])
+        interpreter.set_tensor(detail["index"], quantize(np, part, detail))
+        interpreter.invoke()
+        scores = dequantize(np, interpreter.get_tensor(out["index"]), out)
+        scores = scores.reshape(batch, -1)
+        take = min(batch, len(xs) - start)
+        predictions.extend(int(p) for p in np.argmax(scores[:take], axis=1))
+    elapsed = time.perf_counter_ns() - t0
+    labels = labels[: len(predictions)]
+    correct = sum(1 for p, y in zip(predictions, labels) if p == y)
+    emit(
+        "accuracy",
+        n=len(labels),
+        correct=correct,
+        accuracy=correct / len(labels) if labels else None,
+        predictions=predictions,
+        labels=labels,
+        truncated=len(predictions) < len(xs),
+        eval_ns=elapsed,
+    )
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _deadline(seconds):
+    """Leave by ourselves if the host's deadline passes and nobody killed us."""
+
+    def expire():
+        emit("error", kind="deadline", message="the agent exceeded its deadline of %.0f s" % seconds, fatal=True)
+        os._exit(124)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv else "hello"
+    try:
+        os.setpgrp()  # our own process group, so the host can stop us and any child at once
+    except (AttributeError, OSError):
+        pass
+    if command == "hello":
+        emit("hello", protocol=PROTOCOL, pid=os.getpid(), fingerprint=fingerprint(argv[1] if len(argv) > 1 else "auto"))
+        return 0
+    if command == "temp":
+        temps = {}
+        for zone in thermal_zones():
+            value = _read_int(zone["path"])
+            if value is not None:
+                temps[zone["type"]] = value / 1000.0
+        emit("temp", temps_c=temps or None, vc_temp_c=read_vc_temp())
+        return 0
+    if command != "run":
+        sys.stderr.write("usage: agent.py hello|temp|run < job.json\n")
+        return 2
+    try:
+        job = json.loads(sys.stdin.read())
+    except ValueError as exc:
+        emit("error", kind="job", message="the job on stdin is not JSON: %s" % exc, fatal=True)
+        return 2
+    if job.get("deadline_s"):
+        _deadline(float(job["deadline_s"]))
+    emit("hello", protocol=PROTOCOL, pid=os.getpid(), fingerprint=fingerprint(job.get("runtime", "auto")))
+    try:
+        run_cell(job)
+    except CellError as exc:
+        emit("error", cell_id=job.get("cell_id"), kind=exc.kind, message=str(exc), fatal=True)
+        return 1
+    except KeyboardInterrupt:
+        emit("error", cell_id=job.get("cell_id"), kind="interrupted", message="interrupted", fatal=True)
+        return 130
+    except Exception as exc:  # the host must get a line, whatever happened
+        emit("error", cell_id=job.get("cell_id"), kind="internal", message="%s: %s" % (type(exc).__name__, _first_line(exc)), fatal=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The `benchbot` command: a thin click layer over the library.
+
+Every expected failure is a BenchbotError, printed as one line on stderr with a
+non-zero exit; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from benchbot import __version__
+from benchbot.errors import BenchbotError, PartialRun
+
+
+def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn BenchbotError into `benchbot: <message>` and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BenchbotError as exc:
+            click.echo(f"benchbot: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def _csv(value: str | None, kind: Callable[[str], Any] = str, option: str = "") -> list[Any] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        return [kind(v) for v in items]
+    except ValueError:
+        raise BenchbotError(f"{option} takes a comma-separated list, got '{value}'") from None
+
+
+results_option = click.option(
+    "--results", "results", type=click.Path(file_okay=False), default=None,
+    help="Results folder (default: $BENCHBOT_RESULTS or ./results).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="benchbot")
+def main() -> None:
+    """Benchmark TFLite (LiteRT) model variants across edge devices.
+
+    Start with `benchbot run` (the bundled models on this machine), then `benchbot report`.
+    """
+
+
+@main.command()
+@click.option("--devices", default=None, help="Comma-separated device profile names or .toml files [default: local].")
+@click.option("--models", default=None,
+              help="Comma-separated .tflite files, folders of variants, or zoo names [default: the whole zoo].")
+@click.option("--variants", default=None, help="Only these variants, e.g. fp32,int8.")
+@click.option("--threads", default=None, help="Thread counts to sweep, e.g. 1,2,4 [default: each profile's].")
+@click.option("--batch", default=None, help="Batch sizes to sweep where the model allows resizing [default: 1].")
+@click.option("--xnnpack", type=click.Choice(["on", "off", "both"]), default="on", show_default=True,
+              help="XNNPACK delegate on, off (builtin kernels only) or both as an axis.")
+@click.option("--warmup-runs", type=int, default=10, show_default=True, help="Untimed warmup inferences (at least).")
+@click.option("--warmup-seconds", type=float, default=0.5, show_default=True, help="Warmup duration (at least).")
+@click.option("--min-runs", type=int, default=100, show_default=True, help="Timed inferences per cell (at least).")
+@click.option("--min-seconds", type=float, default=1.0, show_default=True, help="Timed loop duration (at least).")
+@click.option("--max-seconds", type=float, default=60.0, show_default=True, help="The timed loop stops here.")
+@click.option("--telemetry-ms", type=int, default=None, help="Telemetry interval [default: each profile's, 100].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random model inputs.")
+@click.option("--no-accuracy", is_flag=True, help="Skip the eval-set accuracy pass after timing.")
+@click.option("--order", type=click.Choice(["interleaved", "sequential"]), default="interleaved", show_default=True,
+              help="Cell order on a device: variants rotated (interleaved) or grouped.")
+@click.option("--resume", "resume", default=None, metavar="RUN_ID",
+              help="Run only the cells of RUN_ID that did not complete, adding them to that run.")
+@click.option("--local", "rehearse", is_flag=True,
+              help="Fleet rehearsal: replace each device by its QEMU twin (profile [emulate] table).")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@results_option
+@friendly
+def run(**opts: Any) -> None:
+    """Benchmark models on devices and store every sample under results/."""
+    from benchbot.api import RunRequest, execute
+
+    request = RunRequest(
+        devices=_csv(opts["devices"]) or ["local"],
+        models=_csv(opts["models"]),
+        variants=_csv(opts["variants"]),
+        threads=_csv(opts["threads"], int, "--threads"),
+        batches=_csv(opts["batch"], int, "--batch"),
+        xnnpack={"on": [True], "off": [False], "both": [True, False]}[opts["xnnpack"]],
+        warmup_runs=opts["warmup_runs"], warmup_seconds=opts["warmup_seconds"],
+        min_runs=opts["min_runs"], min_seconds=opts["min_seconds"], max_seconds=opts["max_seconds"],
+        telemetry_ms=opts["telemetry_ms"], seed=opts["seed"], accuracy=not opts["no_accuracy"],
+        interleave=opts["order"] == "interleaved", resume=opts["resume"], rehearse=opts["rehearse"],
+        results=opts["results"], quiet=opts["quiet"], argv=sys.argv[1:],
+    )
+    outcome = execute(request)
+    ok = len(outcome.outcomes) - len(outcome.failed)
+    click.echo(f"run {outcome.run_id}: {ok} of {len(outcome.outcomes)} cells ok, stored in {outcome.folder}", err=True)
+    if outcome.interrupted:
+        raise BenchbotError(f"interrupted; continue with: benchbot run --resume {outcome.run_id}")
+    if outcome.failed:
+        for failure in outcome.failed:
+            click.echo(f"  failed: {failure.cell.device} {failure.cell.label()}: {failure.reason}", err=True)
+        raise PartialRun(f"the run is partial; rerun the failed cells with: benchbot run --resume {outcome.run_id}")
+
+
+@main.command()
+@click.argument("runs", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]), default="table",
+              show_default=True, help="Terminal table, or an export for other tools.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the export to this file instead of stdout.")
+@click.option("--no-plots", is_flag=True, help="Do not write PNG plots.")
+@results_option
+@friendly
+def report(runs: tuple[str, ...], fmt: str, output: str | None, no_plots: bool, results: str | None) -> None:
+    """Show a run (default: the latest) as a table and write its plots."""
+    from benchbot.api import report_runs
+
+    report_runs(list(runs) or [None], fmt=fmt, output=Path(output) if output else None, plots=not no_plots,
+                results=results)
+
+
+@main.command("runs")
+@results_option
+@friendly
+def list_runs_command(results: str | None) -> None:
+    """List stored runs, oldest first."""
+    from benchbot.store import list_runs, load_run, results_root
+
+    folders = list_runs(results_root(results))
+    if not folders:
+        click.echo(f"no runs in {results_root(results)}")
+    for folder in folders:
+        run = load_run(folder)
+        statuses = [run.status(c.key) for c in run.cells]
+        state = "complete" if run.complete else "incomplete"
+        devices = ",".join(sorted(run.manifest.get("devices", {})))
+        click.echo(f"{run.run_id}  {state:10}  {statuses.count('ok')}/{len(statuses)} cells ok  devices: {devices}")
+
+
+@main.group()
+def devices() -> None:
+    """Device profiles: list them, check a device, trust its host key, set it up."""
+
+
+@devices.command("list")
+@friendly
+def devices_list() -> None:
+    """Profiles found, and where each device points."""
+    from benchbot.profiles import available_profiles, load_profile
+
+    for name, path in sorted(available_profiles().items()):
+        try:
+            profile = load_profile(str(path))
+        except BenchbotError as exc:
+            click.echo(f"{name:14} INVALID: {exc}")
+            continue
+        where = {"local": "this machine", "qemu": "QEMU arm64 guest on 127.0.0.1"}.get(profile.transport)
+        if where is None:
+            ssh = profile.ssh
+            where = f"ssh {ssh.user + '@' if ssh.user else ''}{ssh.host}{':' + str(ssh.port) if ssh.port else ''}"
+        click.echo(f"{name:14} {where:40} {profile.description}  ({path})")
+
+
+@main.group()
+def models() -> None:
+    """The bundled model zoo and conversion of your own models into variants."""
+
+
+@models.command("list")
+@friendly
+def models_list() -> None:
+    """Zoo models and their variants."""
+    from benchbot.models.catalog import ZOO_DIR, load_family, zoo_families
+
+    for name in zoo_families():
+        family = load_family(ZOO_DIR / name)
+        variants = ", ".join(f"{v.variant} ({v.size / 1024:.0f} KiB)" for v in family.variants)
+        click.echo(f"{name:14} {variants}")
+        if family.info.get("description"):
+            click.echo(f"{'':14} {family.info['description']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Outputs built from stored runs: one module per output (table, exports, plots)."""

@@ -1,0 +1,355 @@
+"""Runs a plan: one thread per device, cells strictly one after another on each device.
+
+The runner pushes the agent and the models through the device's transport,
+starts one agent process per cell, and streams every line it prints into the
+store as it arrives. A device that fails takes only its own cells with it; a
+cell that fails (or whose runtime crashes) takes only itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchbot import agent as agent_module
+from benchbot.plan import Cell, Plan
+from benchbot.profiles import Profile
+from benchbot.progress import Progress
+from benchbot.store import CellWriter, RunWriter
+from benchbot.transport import Transport, TransportError, for_profile
+from benchbot.transport.base import CommandResult
+
+AGENT_PATH = Path(agent_module.__file__).resolve()
+
+
+@dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # ok | failed | incomplete
+    reason: str | None = None
+    wall_s: float = 0.0
+    loop_s: float = 0.0
+    p50_ms: float | None = None
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    folder: Path
+    outcomes: list[CellOutcome] = field(default_factory=list)
+    interrupted: bool = False
+    bytes_sent: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[CellOutcome]:
+        return [o for o in self.outcomes if o.status != "ok"]
+
+
+class _CellStream:
+    """Parses agent lines for one cell: stores each, and keeps what the runner needs to decide."""
+
+    def __init__(self, writer: CellWriter, progress: Progress, device: str) -> None:
+        self.writer = writer
+        self.progress = progress
+        self.device = device
+        self.fatal_error: str | None = None
+        self.ended: dict[str, Any] | None = None
+        self.fingerprint: dict[str, Any] | None = None
+        self.runs = 0
+        self.loop_started = 0.0
+        self.last_p50: float | None = None
+        self.noise: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        try:
+            event = json.loads(line)
+            if not isinstance(event, dict) or "event" not in event:
+                raise ValueError
+        except ValueError:  # something printed by a library on the device; keep it, it may explain a crash
+            self.noise.append(line[:500])
+            self.writer.write_event({"event": "stdout", "source": "device", "text": line[:2000]})
+            return
+        self.writer.write_event(event)
+        kind = event["event"]
+        if kind == "samples" and event.get("phase") == "loop":
+            values = sorted(event["latency_ns"])
+            if values:
+                self.last_p50 = values[len(values) // 2] / 1e6
+            if not self.runs:
+                self.loop_started = time.monotonic()
+            self.runs += len(event["latency_ns"])
+            self.progress.update(self.device, runs=self.runs, seconds=time.monotonic() - self.loop_started,
+                                 p50_ms=self.last_p50, phase="loop")
+        elif kind == "samples":
+            self.progress.update(self.device, phase="warmup")
+        elif kind == "telemetry":
+            temps = event.get("temps_c") or {}
+            if temps:
+                self.progress.update(self.device, temp_c=max(temps.values()))
+        elif kind == "hello":
+            self.fingerprint = event.get("fingerprint")
+        elif kind == "error" and event.get("fatal", True):
+            self.fatal_error = event.get("message") or "the agent reported an error"
+        elif kind == "cell_end":
+            self.ended = event
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def classify(stream: _CellStream, result: CommandResult, deadline_s: float) -> tuple[str, str | None, bool]:
+    """(status, reason, device_lost) of a finished agent process."""
+    last_err = next((ln for ln in reversed(result.stderr_tail.strip().splitlines()) if ln.strip()), "")
+    if result.interrupted:
+        return "incomplete", "interrupted", False
+    if stream.fatal_error:
+        return "failed", stream.fatal_error, False
+    if stream.ended is not None:
+        return "ok", None, False
+    if result.timed_out:
+        return "failed", f"the cell exceeded its deadline of {deadline_s:.0f} s and was stopped", False
+    if result.returncode is None:
+        detail = f" ({last_err})" if last_err else ""
+        return "failed", f"the connection to the device was lost{detail}", True
+    if result.returncode < 0:
+        return "failed", f"the agent died with {_signal_name(result.returncode)} (the runtime crashed)", False
+    if result.returncode == 127 or "No such file" in last_err or "not found" in last_err:
+        return "failed", f"the agent could not start: {last_err or 'interpreter not found'}", False
+    detail = f": {last_err}" if last_err else ""
+    return "failed", f"the agent exited with status {result.returncode} before finishing{detail}", False
+
+
+class Runner:
+    """Executes (part of) a plan into a run folder."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        writer: RunWriter,
+        progress: Progress,
+        transport_factory: Callable[[Profile], Transport] = for_profile,
+    ) -> None:
+        self.plan = plan
+        self.writer = writer
+        self.progress = progress
+        self.transport_factory = transport_factory
+        self.stop = threading.Event()
+        self._transports: dict[str, Transport] = {}
+        self._lock = threading.Lock()
+        self.outcome = RunOutcome(writer.run_id, writer.folder)
+
+    # ------------------------------------------------------------------ public
+    def run(self, cells: list[Cell] | None = None) -> RunOutcome:
+        todo = cells if cells is not None else self.plan.cells
+        by_device = {p.name: [c for c in self.plan.cells_for(p.name) if c in todo] for p in self.plan.devices}
+        threads = []
+        for profile in self.plan.devices:
+            if not by_device[profile.name]:
+                continue
+            self.progress.add_device(profile.name, len(by_device[profile.name]))
+            thread = threading.Thread(target=self._device_main, args=(profile, by_device[profile.name]),
+                                      name=f"device-{profile.name}", daemon=True)
+            threads.append(thread)
+        self.writer.log("run_start", cells=[c.key for c in todo])
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.2)
+        except KeyboardInterrupt:
+            self.interrupt()
+            for thread in threads:
+                thread.join(timeout=30)
+        status = "interrupted" if self.outcome.interrupted else ("partial" if self.outcome.failed else "complete")
+        self.writer.log("run_end", status=status, bytes_sent=self.outcome.bytes_sent)
+        return self.outcome
+
+    def interrupt(self) -> None:
+        """Stop every device: running agents are killed, remaining cells stay pending (resumable)."""
+        self.outcome.interrupted = True
+        self.stop.set()
+        with self._lock:
+            transports = list(self._transports.values())
+        for transport in transports:
+            try:
+                transport.interrupt()
+            except Exception:  # noqa: BLE001 - stopping must reach every device
+                pass
+
+    # ------------------------------------------------------------------ per device
+    def _record(self, outcome: CellOutcome) -> None:
+        with self._lock:
+            self.outcome.outcomes.append(outcome)
+        self.writer.log("cell", key=outcome.cell.key, status=outcome.status, reason=outcome.reason)
+        self.progress.cell_done(outcome.cell.device, outcome)
+
+    def _fail_all(self, cells: list[Cell], reason: str) -> None:
+        for cell in cells:
+            writer = self.writer.cell_writer(cell)
+            writer.note("outcome", status="failed", reason=reason)
+            writer.close()
+            self._record(CellOutcome(cell, "failed", reason))
+
+    def _device_main(self, profile: Profile, cells: list[Cell]) -> None:
+        name = profile.name
+        self.progress.update(name, state="connecting")
+        try:
+            transport = self.transport_factory(profile)
+            with self._lock:
+                self._transports[name] = transport
+            transport.open()
+        except TransportError as exc:
+            self.progress.update(name, state="failed", cell=str(exc))
+            self._fail_all(cells, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - one device's surprise must not stop the others
+            self.progress.update(name, state="failed")
+            self._fail_all(cells, f"{name}: {type(exc).__name__}: {exc}")
+            return
+        try:
+            self._device_cells(profile, transport, cells)
+        except TransportError as exc:
+            done = {o.cell.key for o in self.outcome.outcomes}
+            self._fail_all([c for c in cells if c.key not in done], str(exc))
+        finally:
+            self.outcome.bytes_sent[name] = transport.bytes_sent
+            try:
+                transport.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.progress.update(name, state="interrupted" if self.stop.is_set() else "done", phase="")
+
+    def _python(self, profile: Profile, transport: Transport) -> str:
+        if profile.python:
+            return transport.expand_user(profile.python)
+        return sys.executable if profile.transport == "local" else "python3"
+
+    def _device_cells(self, profile: Profile, transport: Transport, cells: list[Cell]) -> None:
+        name = profile.name
+        python = self._python(profile, transport)
+        agent_remote = transport.push(AGENT_PATH, _sha256(AGENT_PATH))
+        fingerprint = self._hello(profile, transport, python, agent_remote)
+        if fingerprint is None:
+            return self._fail_all(cells, self._hello_error)
+        self.writer.log("device", device=name, fingerprint=fingerprint)
+        idle = self._temperature(transport, python, agent_remote) if profile.cooldown_max_s > 0 else None
+        for index, cell in enumerate(cells):
+            if self.stop.is_set():
+                return
+            if index and idle is not None:
+                self._cooldown(profile, transport, python, agent_remote, idle)
+            outcome, device_lost = self._run_cell(profile, transport, python, agent_remote, cell)
+            self._record(outcome)
+            if device_lost:
+                self._fail_all(cells[index + 1:], f"not run: {outcome.reason}")
+                self.progress.update(name, state="failed")
+                return
+
+    _hello_error = ""
+
+    def _hello(self, profile: Profile, transport: Transport, python: str, agent: str) -> dict[str, Any] | None:
+        lines: list[str] = []
+        result = transport.run([python, agent, "hello", profile.runtime], b"", lines.append,
+                               deadline_s=60 * min(profile.time_scale, 10))
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "hello":
+                fp = event.get("fingerprint", {})
+                if not fp.get("runtime"):
+                    self._hello_error = f"{profile.name}: {fp.get('runtime_error', 'no TFLite runtime')}"
+                    return None
+                if not fp.get("numpy"):
+                    self._hello_error = f"{profile.name}: numpy cannot be imported ({fp.get('numpy_error')})"
+                    return None
+                return fp
+        tail = result.stderr_tail.strip().splitlines()[-1:] or ["no output"]
+        self._hello_error = f"{profile.name}: the agent did not start with {python} ({tail[0]})"
+        return None
+
+    def _temperature(self, transport: Transport, python: str, agent: str) -> float | None:
+        lines: list[str] = []
+        transport.run([python, agent, "temp"], b"", lines.append, deadline_s=30)
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            temps = event.get("temps_c") or {}
+            values = list(temps.values()) + ([event["vc_temp_c"]] if event.get("vc_temp_c") else [])
+            return max(values) if values else None
+        return None
+
+    def _cooldown(self, profile: Profile, transport: Transport, python: str, agent: str, idle: float) -> None:
+        """Wait until the device is back near its idle temperature, or the profile's limit passes."""
+        begin = time.monotonic()
+        while not self.stop.is_set() and time.monotonic() - begin < profile.cooldown_max_s:
+            temp = self._temperature(transport, python, agent)
+            self.progress.update(profile.name, state="cooling", temp_c=temp)
+            if temp is None or temp <= idle + profile.cooldown_margin_c:
+                return
+            self.stop.wait(2.0)
+
+    def _job(self, profile: Profile, cell: Cell, model: str, eval_path: str | None, deadline: float) -> dict:
+        s = self.plan.settings
+        interval = s.telemetry_interval_ms or profile.telemetry_interval_ms
+        return {
+            "cell_id": cell.key, "model_path": model, "eval_path": eval_path, "threads": cell.threads,
+            "xnnpack": cell.xnnpack, "batch": cell.batch, "runtime": profile.runtime,
+            "warmup_runs": s.warmup_runs, "warmup_seconds": s.warmup_seconds, "min_runs": s.min_runs,
+            "min_seconds": s.min_seconds, "max_seconds": s.max_seconds, "seed": s.seed,
+            "telemetry_interval_s": interval / 1000.0, "eval_max_seconds": s.max_seconds,
+            "deadline_s": deadline,
+        }
+
+    def _run_cell(
+        self, profile: Profile, transport: Transport, python: str, agent: str, cell: Cell
+    ) -> tuple[CellOutcome, bool]:
+        s = self.plan.settings
+        startup = 30.0 * min(profile.time_scale, 20.0)
+        deadline = startup + s.warmup_seconds + 3 * s.max_seconds + 30.0
+        self.progress.update(profile.name, state="pushing", cell=cell.label(), runs=0, seconds=0.0, p50_ms=None)
+        model = transport.push(Path(cell.model_path), cell.model_sha256)
+        eval_remote = None
+        if cell.eval_path:
+            eval_file = Path(cell.eval_path)
+            eval_remote = transport.push(eval_file, _sha256(eval_file))
+        writer = self.writer.cell_writer(cell)
+        stream = _CellStream(writer, self.progress, profile.name)
+        job = self._job(profile, cell, model, eval_remote, deadline)
+        self.progress.update(profile.name, state="running", phase="init")
+        begin = time.monotonic()
+        try:
+            result = transport.run([python, agent, "run"], json.dumps(job).encode(), stream, deadline_s=deadline + 15)
+        finally:
+            wall = time.monotonic() - begin
+        status, reason, lost = classify(stream, result, deadline)
+        if status == "incomplete" and stream.ended is not None:
+            status, reason = "ok", None
+        loop_s = (stream.ended or {}).get("loop_ns", 0) / 1e9
+        writer.note("outcome", status=status, reason=reason, wall_s=wall, returncode=result.returncode,
+                    stderr_tail=result.stderr_tail[-2000:] if status != "ok" else "")
+        writer.close()
+        return CellOutcome(cell, status, reason, wall, loop_s, stream.last_p50), lost
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

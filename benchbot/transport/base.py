@@ -1,0 +1,85 @@
+"""The one small interface every way of reaching a device implements.
+
+A transport knows how to put files on a device and how to run a command there
+while streaming its standard output line by line. Everything else (what to run,
+what the lines mean, where they are stored) lives above it, so adding a new way
+to reach a board means writing one class.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+
+@dataclass
+class CommandResult:
+    """How a remote command ended."""
+
+    returncode: int | None
+    """Exit status; negative for a signal (as subprocess reports it); None if unknown."""
+    stderr_tail: str = ""
+    """The last few KiB of standard error, for error messages."""
+    timed_out: bool = False
+    """True when the deadline passed and the command was killed."""
+    interrupted: bool = False
+    """True when the host asked the command to stop (Ctrl-C, shutdown)."""
+
+
+class TransportError(Exception):
+    """A device cannot be reached or a file cannot be placed on it; the message is for the user."""
+
+
+class Transport(abc.ABC):
+    """Reaches one device."""
+
+    #: True when the device is an emulation (QEMU) whose timings are not real hardware's.
+    emulated: bool = False
+
+    def __init__(self) -> None:
+        self.bytes_sent = 0
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect (or check the device is usable). Raise TransportError with a clear message."""
+
+    @abc.abstractmethod
+    def push(self, local: Path, sha256: str) -> str:
+        """Make `local` (whose content hash is `sha256`) available on the device; return its path there.
+
+        Content-addressed: a file already on the device with the same hash is not sent again.
+        """
+
+    @abc.abstractmethod
+    def run(
+        self,
+        argv: list[str],
+        stdin: bytes,
+        on_line: Callable[[str], None],
+        deadline_s: float,
+    ) -> CommandResult:
+        """Run `argv` on the device, feed it `stdin`, call `on_line` for every stdout line as it arrives.
+
+        Kills the command (its whole process group) when `deadline_s` seconds pass.
+        """
+
+    def expand_user(self, path: str) -> str:
+        """Resolve a leading ~ to the home folder on the device (remote arguments are quoted, so no shell does)."""
+        return os.path.expanduser(path)
+
+    def interrupt(self) -> None:  # noqa: B027 - optional hook
+        """Ask a running command to stop (called from another thread on Ctrl-C)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection; safe to call twice."""
+
+    def __enter__(self) -> Transport:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
