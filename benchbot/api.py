@@ -13,7 +13,7 @@ from typing import Any
 
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import resolve_models
-from benchbot.plan import Plan, Settings, build_plan, settings_from_json
+from benchbot.plan import Plan, Settings, build_plan, settings_from_json, validate_axes
 from benchbot.profiles import Profile, load_profile
 from benchbot.progress import make_progress
 from benchbot.runner import Runner, RunOutcome
@@ -79,6 +79,7 @@ def execute(request: RunRequest, transport_factory: Callable[[Profile], Transpor
             accuracy=request.accuracy, telemetry_interval_ms=request.telemetry_ms,
         )
         settings.validate()
+        validate_axes(request.threads, request.batches)
         devices = load_devices(request.devices, request.rehearse)
         families = resolve_models(request.models, request.variants)
         plan = build_plan(devices, families, settings, threads=request.threads, xnnpack=request.xnnpack,

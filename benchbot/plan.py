@@ -111,10 +111,7 @@ def build_plan(
 ) -> Plan:
     """Expand devices x models x variants x threads x XNNPACK x batch into ordered cells."""
     settings.validate()
-    if threads is not None and (not threads or any(t < 1 for t in threads)):
-        raise BenchbotError("--threads takes thread counts of 1 or more, e.g. --threads 1,2")
-    if batches is not None and (not batches or any(b < 1 for b in batches)):
-        raise BenchbotError("--batch takes batch sizes of 1 or more")
+    validate_axes(threads, batches)
     xnn_axis = xnnpack or [True]
     batch_axis = batches or [1]
     cells: list[Cell] = []
@@ -144,6 +141,13 @@ def build_plan(
     if not cells:
         raise BenchbotError("the plan is empty: no model variant matched")
     return Plan(devices=list(devices), cells=cells, settings=settings)
+
+
+def validate_axes(threads: list[int] | None, batches: list[int] | None) -> None:
+    if threads is not None and (not threads or any(t < 1 for t in threads)):
+        raise BenchbotError("--threads takes thread counts of 1 or more, e.g. --threads 1,2")
+    if batches is not None and (not batches or any(b < 1 for b in batches)):
+        raise BenchbotError("--batch takes batch sizes of 1 or more")
 
 
 def interleaved(groups: list[list[Cell]]) -> list[Cell]:

@@ -7,10 +7,11 @@ otherwise silently falls back to a default and benchmarks the wrong thing.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from benchbot.errors import BenchbotError
 
@@ -196,8 +197,6 @@ def profile_from_dict(data: dict[str, Any], default_name: str, path: Path | None
     port = ssh_table.get("port")
     if port is not None and not 1 <= port <= 65535:
         raise fail("ssh.port", f"must be between 1 and 65535, got {port}")
-    if "password" in ssh_table:
-        raise fail("ssh.password", "is not allowed: put the password in an environment variable and name it in ssh.password_env")
     if transport == "ssh" and not ssh_table.get("host"):
         raise fail("ssh.host", "is required when transport = \"ssh\"")
     ssh = SSHConfig(
@@ -259,6 +258,11 @@ def _check_keys(data: dict[str, Any], where: str) -> None:
 def _check_value(where: str, table: str, key: str, value: Any) -> None:
     full = f"{table}.{key}" if table else key
     spec = _SCHEMA[table].get(key)
+    if "password" in key and key != "password_env":
+        raise ProfileError(
+            f"{where}: key '{full}' is not allowed: put the password in an environment variable "
+            "and name it in ssh.password_env"
+        )
     if spec is None:
         known = ", ".join(sorted(_SCHEMA[table]))
         raise ProfileError(f"{where}: unknown key '{full}' (known in [{table}]: {known})")

@@ -7,8 +7,8 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from benchbot.transport.base import CommandResult, Transport, TransportError
 

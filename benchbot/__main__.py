@@ -1,0 +1,3 @@
+from benchbot.cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""Shared fixtures: device profiles in a temp folder, the CLI as a real subprocess, quick timing settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BENCHBOT = [sys.executable, "-m", "benchbot.cli"]
+# Tiny timing settings: tests check behaviour and values, not speed.
+QUICK = ["--warmup-runs", "2", "--warmup-seconds", "0", "--min-runs", "20", "--min-seconds", "0.05",
+         "--max-seconds", "5"]
+
+
+@pytest.fixture
+def profiles_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    return folder
+
+
+def write_profile(folder: Path, name: str, text: str) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, profiles_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["BENCHBOT_RESULTS"] = str(tmp_path / "results")
+    env["BENCHBOT_PROFILES"] = str(profiles_dir)
+    env.pop("COLUMNS", None)
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 600, cwd: Path | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(BENCHBOT + args, env=env, cwd=cwd or REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def tflite214_python() -> str | None:
+    """The interpreter of the tflite-runtime 2.14 venv that `make test` creates, if any."""
+    path = os.environ.get("BENCHBOT_TFLITE214_PYTHON")
+    if path and Path(path).exists():
+        return path
+    default = REPO / ".venv-tflite214" / "bin" / "python"
+    return str(default) if default.exists() else None

@@ -1,0 +1,97 @@
+"""stats against values computed by hand (or by an independent formula)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from benchbot import stats
+
+
+def binomial_cdf_by_hand(k: int, n: int, p: float) -> float:
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
+
+
+def test_latency_summary_on_known_values() -> None:
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    s = stats.latency_summary(values)
+    assert s["count"] == 10
+    assert s["mean"] == pytest.approx(5.5)
+    assert s["std"] == pytest.approx(math.sqrt(sum((v - 5.5) ** 2 for v in values) / 9))
+    assert s["min"] == 1.0 and s["max"] == 10.0
+    # numpy linear interpolation: position (n - 1) * q
+    assert s["p50"] == pytest.approx(5.5)
+    assert s["p90"] == pytest.approx(9.1)
+    assert s["p99"] == pytest.approx(9.91)
+    # n = 10: ranks 2 and 9 (P(2 <= B < 9) = 1 - 2 * 11/1024 = 0.9785)
+    assert (s["p50_ci_lo"], s["p50_ci_hi"]) == (2.0, 9.0)
+
+
+def test_median_ci_ranks_match_the_binomial_definition() -> None:
+    for n in (6, 7, 10, 25, 36, 99, 250):
+        lo, hi = stats.quantile_ci_ranks(n, 0.5, 0.95)
+        coverage = binomial_cdf_by_hand(hi - 1, n, 0.5) - binomial_cdf_by_hand(lo - 1, n, 0.5)
+        assert coverage >= 0.95
+        # each tail at most 2.5 %, and one rank further in would break that
+        assert binomial_cdf_by_hand(lo - 1, n, 0.5) <= 0.025 < binomial_cdf_by_hand(lo, n, 0.5)
+
+
+def test_too_few_samples_for_an_interval() -> None:
+    assert stats.quantile_ci_ranks(5, 0.5) is None
+    assert stats.quantile_ci_ranks(6, 0.5) == (1, 6)
+    assert stats.quantile_ci_ranks(35, 0.9) is None
+    assert stats.quantile_ci_ranks(36, 0.9) is not None
+    assert stats.few_samples(50) == [95, 99]
+    assert stats.few_samples(20) == [90, 95, 99]
+    assert stats.few_samples(400) == []
+    assert stats.median_ci([1.0, 2.0]) is None
+
+
+def test_minimum_counts_match_order_statistics() -> None:
+    for p, n in stats.MIN_SAMPLES_FOR.items():
+        assert stats.quantile_ci_ranks(n, p / 100) is not None
+        assert stats.quantile_ci_ranks(n - 1, p / 100) is None
+
+
+def test_empty_summary_has_no_invented_numbers() -> None:
+    s = stats.latency_summary([])
+    assert s["count"] == 0 and s["p50"] is None and s["mean"] is None
+
+
+def test_drift_and_instability() -> None:
+    steady = np.full(100, 2.0)
+    assert stats.decile_drift(steady) == 0.0
+    assert not stats.is_unstable(0.02, 0.0)
+    rising = np.concatenate([np.full(50, 1.0), np.full(50, 1.5)])
+    assert stats.decile_drift(rising) == pytest.approx(0.5)
+    assert stats.is_unstable(0.01, 0.5)
+    assert stats.is_unstable(0.2, None)
+    assert stats.decile_drift(np.ones(10)) is None
+
+
+def test_throttle_bits_and_frequency() -> None:
+    assert stats.throttle_bits_appeared(0x0, 0x4)            # throttled now
+    assert stats.throttle_bits_appeared(0x0, 0x40000)        # throttled since boot, new during the cell
+    assert not stats.throttle_bits_appeared(0x40000, 0x40000)
+    assert not stats.throttle_bits_appeared(None, None)
+    assert stats.frequency_dropped(1800.0, 1500.0)
+    assert not stats.frequency_dropped(1800.0, 1800.0)
+    assert not stats.frequency_dropped(None, 600.0)
+
+
+def test_throughput_counts_samples_with_batch() -> None:
+    assert stats.throughput(500, 2_000_000_000) == pytest.approx(250.0)
+    assert stats.throughput(500, 2_000_000_000, batch=4) == pytest.approx(1000.0)
+    assert stats.throughput(0, 0) is None
+
+
+def test_ratio_ci_brackets_the_ratio() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(10, 0.5, 500)
+    b = rng.normal(12, 0.5, 500)
+    ratio, lo, hi = stats.ratio_ci(a, b)
+    assert lo < ratio < hi
+    assert ratio == pytest.approx(np.median(b) / np.median(a))
+    assert 1.15 < ratio < 1.25
