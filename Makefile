@@ -35,7 +35,7 @@ test-setup: $(BIN)/.installed-test $(TRT_VENV)/.installed system-deps
 ## test: install what the tests need (Debian packages when root) and run the whole suite
 test: test-setup
 	$(BIN)/ruff check .
-	BENCHBOT_TFLITE214_PYTHON=$(abspath $(TRT_VENV))/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
+	BENCHBOT_QEMU=1 BENCHBOT_TFLITE214_PYTHON=$(abspath $(TRT_VENV))/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 system-deps:
 	bash scripts/system-deps.sh

@@ -113,19 +113,48 @@ def run(**opts: Any) -> None:
 
 @main.command()
 @click.argument("runs", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]), default="table",
-              show_default=True, help="Terminal table, or an export for other tools.")
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json", "html"]), default="table",
+              show_default=True,
+              help="Terminal table, an export for other tools, or one self-contained HTML file (plots embedded).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Write the export to this file instead of stdout.")
-@click.option("--no-plots", is_flag=True, help="Do not write PNG plots.")
+              help="Write the export to this file instead of stdout (html: default <run>/report.html).")
+@click.option("--baseline", default="fastest", show_default=True, metavar="fastest|VARIANT",
+              help="What the relative column compares against, within each device x model x threads.")
+@click.option("--no-plots", is_flag=True, help="Do not write plot files.")
+@click.option("--no-cell-plots", is_flag=True, help="Skip the per-cell telemetry timelines (plots/cells/).")
+@click.option("--plot-format", type=click.Choice(["png", "svg", "both"]), default="both", show_default=True,
+              help="File format of the per-device plots (cell timelines are PNG unless svg is asked for).")
 @results_option
 @friendly
-def report(runs: tuple[str, ...], fmt: str, output: str | None, no_plots: bool, results: str | None) -> None:
-    """Show a run (default: the latest) as a table and write its plots."""
+def report(runs: tuple[str, ...], fmt: str, output: str | None, baseline: str, no_plots: bool, no_cell_plots: bool,
+           plot_format: str, results: str | None) -> None:
+    """Show runs (default: the latest) as tables, grouped by device, and write their plots."""
     from benchbot.api import report_runs
 
+    formats = {"png": ("png",), "svg": ("svg",), "both": ("png", "svg")}[plot_format]
     report_runs(list(runs) or [None], fmt=fmt, output=Path(output) if output else None, plots=not no_plots,
-                results=results)
+                results=results, baseline=baseline, cell_plots=not no_cell_plots, plot_formats=formats)
+
+
+@main.command()
+@click.argument("run_a", metavar="RUN_A")
+@click.argument("run_b", metavar="RUN_B")
+@click.option("--factor", type=float, default=1.05, show_default=True,
+              help="A cell is slower (or faster) only when B/A is beyond this factor and p < 0.01.")
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "json"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write to this file instead.")
+@results_option
+@friendly
+def compare(run_a: str, run_b: str, factor: float, fmt: str, output: str | None, results: str | None) -> None:
+    """Compare run B against run A, cell by cell; exit 1 when a cell got significantly slower (for CI)."""
+    from benchbot.api import compare_runs
+
+    result = compare_runs(run_a, run_b, factor=factor, fmt=fmt, output=Path(output) if output else None,
+                          results=results)
+    if result.slower:
+        click.echo(f"benchbot: {len(result.slower)} cell(s) significantly slower in {result.run_b} than in "
+                   f"{result.run_a} (p < {result.alpha}, beyond ×{factor:g})", err=True)
+        sys.exit(1)
 
 
 @main.command("runs")
@@ -170,6 +199,51 @@ def devices_list() -> None:
         click.echo(f"{name:14} {where:40} {profile.description}  ({path})")
 
 
+@devices.command("check")
+@click.argument("names", nargs=-1, required=True)
+@friendly
+def devices_check(names: tuple[str, ...]) -> None:
+    """Connect to each device and show what the agent finds there (Python, numpy, runtime, sensors, disk)."""
+    from benchbot.devices import check_devices
+
+    failed = [r.name for r in check_devices(list(names), click.echo) if not r.ok]
+    if failed:
+        raise BenchbotError(f"{len(failed)} of {len(names)} device(s) failed the check: {', '.join(failed)}")
+
+
+@devices.command("trust")
+@click.argument("name")
+@click.option("--replace", is_flag=True, help="Replace a recorded key that changed (after checking the new one).")
+@friendly
+def devices_trust(name: str, replace: bool) -> None:
+    """Record a device's SSH host key (and its jump hosts') in benchbot's known_hosts."""
+    from benchbot.devices import trust_device
+
+    trust_device(name, replace, click.echo)
+
+
+@devices.command("setup")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--offline", is_flag=True,
+              help="The device has no internet: download wheels here and push them.")
+@click.option("--runtime", default="ai-edge-litert", show_default=True,
+              help="ai-edge-litert or tflite-runtime, with an optional version (tflite-runtime==2.14.0).")
+@click.option("--base-python", default="python3", show_default=True,
+              help="The device's interpreter that creates the venv.")
+@friendly
+def devices_setup(names: tuple[str, ...], offline: bool, runtime: str, base_python: str) -> None:
+    """Create the venv of [device] python on each device and install numpy, a TFLite runtime and psutil."""
+    from benchbot.devices import setup_devices
+
+    failed = setup_devices(list(names), runtime, offline, base_python, click.echo)
+    if len(failed) == 1 and len(names) == 1:
+        raise BenchbotError(next(iter(failed.values())))
+    for why in failed.values():
+        click.echo(f"benchbot: {why}", err=True)
+    if failed:
+        raise BenchbotError(f"setup failed on {len(failed)} of {len(names)} devices: {', '.join(failed)}")
+
+
 @main.group()
 def models() -> None:
     """The bundled model zoo and conversion of your own models into variants."""
@@ -187,6 +261,92 @@ def models_list() -> None:
         click.echo(f"{name:14} {variants}")
         if family.info.get("description"):
             click.echo(f"{'':14} {family.info['description']}")
+
+
+@main.group()
+def qemu() -> None:
+    """The emulated arm64 device: check the host, build the image once, start and stop VMs."""
+
+
+@qemu.command("doctor")
+def qemu_doctor() -> None:
+    """Which host tools are present or missing, and the command that installs them."""
+    from benchbot.qemu.doctor import doctor, install_hint
+
+    checks = doctor()
+    for check in checks:
+        click.echo(f"{'ok' if check.ok else 'MISSING':8} {check.name:24} {check.detail}")
+    missing = [c for c in checks if not c.ok]
+    if missing:
+        click.echo(f"install with: {install_hint(missing)}")
+        sys.exit(1)
+
+
+@qemu.command("build")
+@click.option("--force", is_flag=True, help="Rebuild even if an image with the same inputs is cached.")
+@friendly
+def qemu_build(force: bool) -> None:
+    """Build the Debian arm64 image once (about 10 minutes under emulation) and cache it."""
+    import time
+
+    from benchbot.qemu.image import HostSetupError, ImageBuildError, ImageSettings, build_image
+
+    begin = time.monotonic()
+    try:
+        image = build_image(ImageSettings(), log=lambda text: click.echo(text, err=True), force=force)
+    except (HostSetupError, ImageBuildError) as exc:
+        raise BenchbotError(str(exc)) from None
+    click.echo(f"image ready in {time.monotonic() - begin:.0f} s: {image.folder} (python {image.guest_python})")
+
+
+def _vm(name: str):  # type: ignore[no-untyped-def]
+    from benchbot.api import load_devices
+    from benchbot.qemu.vm import VM, EmulateSettings
+    from benchbot.transport.qemu import cached_image
+
+    profile = load_devices([name], rehearse=True)[0]
+    image = cached_image()
+    if image is None:
+        raise BenchbotError("the QEMU image is not built yet; run: benchbot qemu build")
+    e = profile.emulate
+    settings = EmulateSettings(cpu=e.cpu, cores=e.cores, memory_mib=e.memory_mib) if e else EmulateSettings()
+    return VM(profile.name, image, settings, log=lambda text: click.echo(text, err=True))
+
+
+@qemu.command("start")
+@click.argument("name", default="qemu-arm64")
+@friendly
+def qemu_start(name: str) -> None:
+    """Boot the emulated device NAME (a qemu profile, or any profile's QEMU twin) and wait for SSH."""
+    from benchbot.qemu.vm import VMError
+
+    vm = _vm(name)
+    try:
+        port = vm.start()
+    except VMError as exc:
+        raise BenchbotError(str(exc)) from None
+    click.echo(f"{name}: running, ssh on 127.0.0.1:{port} (boot {vm.boot_seconds} s)")
+
+
+@qemu.command("stop")
+@click.argument("name", default="qemu-arm64")
+@friendly
+def qemu_stop(name: str) -> None:
+    """Stop the emulated device NAME."""
+    click.echo(f"{name}: {'stopped' if _vm(name).stop() else 'was not running'}")
+
+
+@qemu.command("status")
+@click.argument("name", default="qemu-arm64")
+@friendly
+def qemu_status(name: str) -> None:
+    """Whether the emulated device NAME runs, its pid, port and uptime."""
+    status = _vm(name).status()
+    if status["running"]:
+        click.echo(f"{name}: running, pid {status['pid']}, ssh on 127.0.0.1:{status['port']}, "
+                   f"up {status['uptime']} s")
+    else:
+        click.echo(f"{name}: not running")
 
 
 if __name__ == "__main__":

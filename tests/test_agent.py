@@ -98,7 +98,8 @@ def test_integer_io_models_agree_with_their_float_baseline() -> None:
                 interp.set_tensor(inp["index"], agent.quantize(np, x[None], inp))
                 interp.invoke()
                 got = agent.dequantize(np, interp.get_tensor(out["index"]), out)
-                base.set_tensor(base.get_input_details()[0]["index"], x[None].astype(np.float32))
+                base_in = base.get_input_details()[0]
+                base.set_tensor(base_in["index"], x[None].astype(base_in["dtype"]))
                 base.invoke()
                 want = base.get_tensor(base.get_output_details()[0]["index"])
                 assert np.abs(got - want).max() < 0.25  # probabilities, int8 output scale is ~1/256

@@ -41,7 +41,8 @@ def test_a_crashing_runtime_fails_only_its_cell(tmp_path: Path, cli_env: dict[st
         "  job=$(cat)\n"
         '  case "$job" in *int8.tflite*) exec ' + sys.executable
         + " -c 'import os, signal; os.kill(os.getpid(), signal.SIGSEGV)';; esac\n"
-        '  printf "%s" "$job" | exec ' + sys.executable + ' "$@"\n'
+        '  printf "%s" "$job" | ' + sys.executable + ' "$@"\n'
+        "  exit $?\n"
         "fi\n"
         "exec " + sys.executable + ' "$@"\n'
     )
