@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbot import agent as agent_module
+from benchbot.errors import BenchbotError
 from benchbot.plan import Cell, Plan
 from benchbot.profiles import Profile
 from benchbot.progress import Progress
@@ -152,6 +154,7 @@ class Runner:
         self._transports: dict[str, Transport] = {}
         self._lock = threading.Lock()
         self.outcome = RunOutcome(writer.run_id, writer.folder)
+        self.deadline_override = _deadline_override()
 
     # ------------------------------------------------------------------ public
     def run(self, cells: list[Cell] | None = None) -> RunOutcome:
@@ -325,7 +328,7 @@ class Runner:
     ) -> tuple[CellOutcome, bool]:
         s = self.plan.settings
         startup = 30.0 * min(profile.time_scale, 20.0)
-        deadline = startup + s.warmup_seconds + 3 * s.max_seconds + 30.0
+        deadline = self.deadline_override or startup + s.warmup_seconds + 3 * s.max_seconds + 30.0
         self.progress.update(profile.name, state="pushing", cell=cell.label(), runs=0, seconds=0.0, p50_ms=None)
         model = transport.push(Path(cell.model_path), cell.model_sha256)
         eval_remote = None
@@ -338,7 +341,8 @@ class Runner:
         self.progress.update(profile.name, state="running", phase="init")
         begin = time.monotonic()
         try:
-            result = transport.run([python, agent, "run"], json.dumps(job).encode(), stream, deadline_s=deadline + 15)
+            grace = min(15.0, deadline / 4)  # the agent stops itself at `deadline`; kill it if it cannot
+            result = transport.run([python, agent, "run"], json.dumps(job).encode(), stream, deadline_s=deadline + grace)
         finally:
             wall = time.monotonic() - begin
         status, reason, lost = classify(stream, result, deadline)
@@ -349,6 +353,20 @@ class Runner:
                     stderr_tail=result.stderr_tail[-2000:] if status != "ok" else "")
         writer.close()
         return CellOutcome(cell, status, reason, wall, loop_s, stream.last_p50), lost
+
+
+def _deadline_override() -> float | None:
+    """$BENCHBOT_CELL_DEADLINE_S: a fixed per-cell deadline in seconds instead of the computed one."""
+    text = os.environ.get("BENCHBOT_CELL_DEADLINE_S", "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise BenchbotError(f"BENCHBOT_CELL_DEADLINE_S must be a number of seconds above 0, got '{text}'")
+    return value
 
 
 def _sha256(path: Path) -> str:

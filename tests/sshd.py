@@ -128,15 +128,15 @@ class SSHDServer:
     def known_hosts_name(self) -> str:
         return f"[{self.host}]:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> SSHDServer:
+    def start(self, timeout: float = 10.0, port: int | None = None) -> SSHDServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         auth = self.folder / "authorized_keys"
         auth.write_text("".join(Path(f"{k}.pub").read_text() for k in self.authorized_keys))
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation chroot
         last_error = ""
-        for _ in range(5):  # the free port may be taken between probing and binding
-            self.port = _free_port()
+        for _ in range(5 if port is None else 1):  # the free port may be taken between probing and binding
+            self.port = port or _free_port()
             self.config_path.write_text(self._config(auth))
             log = open(self.log_path, "ab")
             self.proc = subprocess.Popen(
@@ -221,6 +221,11 @@ class SSHDServer:
                 pass
         self.proc.wait(timeout=10)
         self.proc = None
+
+    def restart(self, timeout: float = 10.0) -> SSHDServer:
+        """The device comes back (after kill()): same port, same host key."""
+        self.stop()
+        return self.start(timeout, port=self.port)
 
     def freeze(self) -> None:
         """The device hangs (TCP stays up, nothing answers): SIGSTOP sshd and its children."""
