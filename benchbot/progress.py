@@ -113,13 +113,13 @@ class RichProgress(_Base):
                       title_justify="left", expand=False)
         for column in ("device", "cells", "state", "cell", "runs", "s", "last p50 ms", "temp °C"):
             table.add_column(column, justify="right" if column in ("cells", "runs", "s", "last p50 ms", "temp °C")
-                             else "left")
+                             else "left", no_wrap=column == "cell")
         with self.lock:
             for d in self.devices.values():
                 cells = f"{d.done}/{d.total}" + (f" [red]{d.failed} failed[/]" if d.failed else "")
                 table.add_row(
                     d.name, cells, d.state + (f" ({d.phase})" if d.phase and d.state == "running" else ""),
-                    d.cell, str(d.runs) if d.runs else "", f"{d.seconds:.1f}" if d.runs else "",
+                    d.cell, str(d.runs) if d.runs else "", f"{d.seconds:.1f}" if d.state == "running" else "",
                     f"{d.p50_ms:.3f}" if d.p50_ms is not None else "",
                     f"{d.temp_c:.1f}" if d.temp_c is not None else "absent",
                 )

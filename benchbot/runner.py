@@ -66,7 +66,7 @@ class _CellStream:
         self.ended: dict[str, Any] | None = None
         self.fingerprint: dict[str, Any] | None = None
         self.runs = 0
-        self.loop_started = 0.0
+        self.started = time.monotonic()
         self.last_p50: float | None = None
         self.noise: list[str] = []
 
@@ -88,17 +88,12 @@ class _CellStream:
             values = sorted(event["latency_ns"])
             if values:
                 self.last_p50 = values[len(values) // 2] / 1e6
-            if not self.runs:
-                self.loop_started = time.monotonic()
             self.runs += len(event["latency_ns"])
-            self.progress.update(self.device, runs=self.runs, seconds=time.monotonic() - self.loop_started,
-                                 p50_ms=self.last_p50, phase="loop")
-        elif kind == "samples":
-            self.progress.update(self.device, phase="warmup")
+            self.progress.update(self.device, runs=self.runs, p50_ms=self.last_p50, phase="loop")
         elif kind == "telemetry":
             temps = event.get("temps_c") or {}
-            if temps:
-                self.progress.update(self.device, temp_c=max(temps.values()))
+            self.progress.update(self.device, seconds=time.monotonic() - self.started, phase=event.get("phase", ""),
+                                 **({"temp_c": max(temps.values())} if temps else {}))
         elif kind == "hello":
             self.fingerprint = event.get("fingerprint")
         elif kind == "error" and event.get("fatal", True):
