@@ -11,8 +11,17 @@ The library is the product; the `benchbot` command is a thin layer over it:
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-from benchbot.store import Run, list_runs, load_run  # noqa: E402
-
 __all__ = ["Run", "__version__", "list_runs", "load_run"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the store (and pandas) only when asked: model conversion and the zoo build do without."""
+    if name in ("Run", "list_runs", "load_run"):
+        from benchbot import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module 'benchbot' has no attribute {name!r}")
