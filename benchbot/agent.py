@@ -671,7 +671,10 @@ def run_accuracy(np, interpreter, eval_path, input_details, output_details, batc
         raise CellError("eval", "eval set holds integers but the model input is %s" % detail["dtype"].__name__)
     if xs.dtype.kind == "f" and detail["dtype"] in (np.int32, np.int64):
         raise CellError("eval", "eval set holds floats but the model input is %s (token ids?)" % detail["dtype"].__name__)
-    labels = [int(v) for v in np.asarray(labels).reshape(-1)]
+    try:
+        labels = [int(v) for v in np.asarray(labels).reshape(-1)]
+    except (TypeError, ValueError):
+        raise CellError("eval", "eval labels must be class indices (integers), found %s" % np.asarray(labels).dtype)
     classes = int(np.prod(output_details[0]["shape"][1:]))
     if len(labels) != len(xs):
         raise CellError("eval", "eval set has %d inputs but %d labels" % (len(xs), len(labels)))
