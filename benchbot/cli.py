@@ -6,7 +6,9 @@ non-zero exit; tracebacks are for bugs only.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -121,19 +123,22 @@ def run(**opts: Any) -> None:
 @click.option("--baseline", default="fastest", show_default=True, metavar="fastest|VARIANT",
               help="What the relative column compares against, within each device x model x threads.")
 @click.option("--no-plots", is_flag=True, help="Do not write plot files.")
-@click.option("--no-cell-plots", is_flag=True, help="Skip the per-cell telemetry timelines (plots/cells/).")
+@click.option("--cell-plots", type=click.Choice(["auto", "all", "none"]), default="auto", show_default=True,
+              help="Per-cell telemetry timelines in plots/cells/: auto draws up to 48 per run (flagged first).")
+@click.option("--no-cell-plots", is_flag=True, hidden=True, help="Same as --cell-plots none.")
 @click.option("--plot-format", type=click.Choice(["png", "svg", "both"]), default="both", show_default=True,
               help="File format of the per-device plots (cell timelines are PNG unless svg is asked for).")
 @results_option
 @friendly
-def report(runs: tuple[str, ...], fmt: str, output: str | None, baseline: str, no_plots: bool, no_cell_plots: bool,
-           plot_format: str, results: str | None) -> None:
+def report(runs: tuple[str, ...], fmt: str, output: str | None, baseline: str, no_plots: bool, cell_plots: str,
+           no_cell_plots: bool, plot_format: str, results: str | None) -> None:
     """Show runs (default: the latest) as tables, grouped by device, and write their plots."""
     from benchbot.api import report_runs
 
     formats = {"png": ("png",), "svg": ("svg",), "both": ("png", "svg")}[plot_format]
     report_runs(list(runs) or [None], fmt=fmt, output=Path(output) if output else None, plots=not no_plots,
-                results=results, baseline=baseline, cell_plots=not no_cell_plots, plot_formats=formats)
+                results=results, baseline=baseline, cell_plots="none" if no_cell_plots else cell_plots,
+                plot_formats=formats)
 
 
 @main.command()
@@ -261,6 +266,65 @@ def models_list() -> None:
         click.echo(f"{name:14} {variants}")
         if family.info.get("description"):
             click.echo(f"{'':14} {family.info['description']}")
+
+
+@contextlib.contextmanager
+def _converter_chatter_hidden() -> Any:
+    """Hide TensorFlow's native and Python warnings on stderr (a failing variant's reason is reported anyway);
+    on an unexpected exception the hidden text is shown, since it may explain the crash."""
+    import tempfile
+    import warnings
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BenchbotError:
+            raise
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace")[-4000:])
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@models.command("convert")
+@click.argument("src", metavar="SRC")
+@click.option("--out", "out", required=True, metavar="DIR",
+              help="Folder for the variants, family.json and the eval set; benchmark it with --models DIR.")
+@click.option("--variants", default="fp32,fp16,dynamic,int8", show_default=True,
+              help="Comma-separated, from fp32, fp16, dynamic, int8, int16x8.")
+@click.option("--calibration", metavar="DATA", default=None,
+              help="Representative inputs for int8/int16x8: .npy, or .npz with an array x (200 are used).")
+@click.option("--int8-io", is_flag=True, help="The int8 variant takes int8 input (float models) and gives int8 output.")
+@click.option("--name", default=None, help="Family name [default: the --out folder's name].")
+@click.option("--eval", "eval_set", metavar="EVAL.npz", default=None,
+              help="Labelled eval set (arrays x and y), copied in so `benchbot run` measures accuracy on the device.")
+@friendly
+def models_convert(src: str, out: str, variants: str, calibration: str | None, int8_io: bool, name: str | None,
+                   eval_set: str | None) -> None:
+    """Convert a SavedModel folder or .keras/.h5 file (SRC) into TFLite variants (needs TensorFlow)."""
+    from benchbot.api import convert_model
+
+    with _converter_chatter_hidden():
+        family = convert_model(src, out, _csv(variants) or [], calibration, int8_io, name, eval_set)
+    for variant, entry in family["variants"].items():
+        click.echo(f"{variant:8} {entry['size'] / 1024:9.1f} KiB  {Path(out) / entry['file']}")
+    for variant, reason in family["failed"].items():
+        click.echo(f"{variant:8} FAILED: {reason}")
+    click.echo(f"family {family['name']} (baseline {family['baseline']}, eval set: {family['eval'] or 'none'}) "
+               f"in {out}; benchmark it with: benchbot run --models {out}")
+    if family["failed"]:
+        total = len(family["failed"]) + len(family["variants"])
+        raise PartialRun(f"{len(family['failed'])} of {total} variants failed to convert: "
+                         f"{', '.join(family['failed'])}")
 
 
 @main.group()

@@ -228,6 +228,7 @@ class CellAttempt:
     attempt: int
     folder: Path
     events: list[dict[str, Any]]
+    _samples: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def first(self, name: str) -> dict[str, Any] | None:
         return next((e for e in self.events if e.get("event") == name), None)
@@ -256,6 +257,12 @@ class CellAttempt:
         return errors[-1].get("message") if errors else None
 
     def samples(self) -> pd.DataFrame:
+        """phase, start_ns, latency_ns of this attempt; parsed once per loaded run (treat it as read-only)."""
+        if self._samples is None:
+            self._samples = self._read_samples()
+        return self._samples
+
+    def _read_samples(self) -> pd.DataFrame:
         path = self.folder / "samples.csv"
         try:
             frame = pd.read_csv(path, dtype={"phase": "category", "start_ns": "int64", "latency_ns": "int64"},

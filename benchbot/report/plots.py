@@ -1,82 +1,666 @@
-"""PNG plots of a run, written under the run's folder and readable without the table."""
+"""Plots of a run (matplotlib, PNG and SVG), each readable without the table.
+
+Per device (files in the run's `plots/` folder):
+    latency-<device>     latency distribution per model x variant x threads (box: quartiles, whiskers p1-p99)
+    throughput-<device>  inferences per second, grouped bars per model, thread count and variant
+    scaling-<device>     throughput against threads, a line per variant (only when threads were swept)
+Per cell (in `plots/cells/`, PNG only by default, rewritten only when the cell's data changed):
+    <cell key>-timeline  latency of every inference, temperature, CPU frequency, CPU % and RSS against time,
+                         warmup and timed loop marked, throttled spans shaded, absent sensors said so
+
+The `*_figure` functions return matplotlib Figures (not managed by pyplot: no GUI backend, nothing to
+close) for notebooks; `plot_run`/`write_plots` save them.
+"""
 
 from __future__ import annotations
 
+import gc
+import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from benchbot import stats
+from benchbot.models.catalog import VARIANT_ORDER
+from benchbot.plan import safe_name
+from benchbot.report.fmt import sig
+
+if TYPE_CHECKING:
+    from benchbot.store import Run
+
+CELL = ["device", "model", "variant", "threads", "xnnpack", "batch"]
+PALETTE = matplotlib.colormaps["tab10"].colors
+WARMUP_COLOR = "#f2c14e"
+LOOP_COLOR = "#7fb77e"
+THROTTLE_COLOR = "#d62728"
+ABSENT_FACE = "#f2f2f2"
+DPI = 110
+TITLES = {
+    "latency": "{device}: latency distribution of the timed loop",
+    "throughput": "{device}: throughput of the timed loop (higher is better)",
+    "scaling": "{device}: thread scaling (throughput against threads)",
+}
+# boxplot(vert=False) is deprecated from matplotlib 3.11; orientation= only exists from 3.10
+HORIZONTAL: dict[str, Any] = ({"orientation": "horizontal"} if tuple(
+    int(p) for p in matplotlib.__version__.split(".")[:2] if p.isdigit()) >= (3, 10) else {"vert": False})
 
 
-def _labels(frame: pd.DataFrame) -> list[str]:
-    return [f"{m}/{v} t{t}" for m, v, t in zip(frame["model"], frame["variant"], frame["threads"])]
+def variant_color(variant: str, others: Iterable[str] = ()) -> Any:
+    """The same colour for a variant in every plot: zoo variants by their fixed order, others after them."""
+    if variant in VARIANT_ORDER:
+        return PALETTE[VARIANT_ORDER.index(variant)]
+    extra = sorted(v for v in set(others) | {variant} if v not in VARIANT_ORDER)
+    return PALETTE[(len(VARIANT_ORDER) + extra.index(variant)) % len(PALETTE)]
 
 
-def latency_plot(samples: pd.DataFrame, device: str, path: Path) -> Path | None:
-    """Box plot of every loop latency per model x variant x threads on one device (log axis if spread is wide)."""
+def _variant_key(variant: str) -> tuple[int, str]:
+    return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
+
+
+def _series_label(variant: str, xnnpack: Any, batch: Any, varied: tuple[bool, bool]) -> str:
+    label = str(variant)
+    if varied[0]:
+        label += "" if xnnpack else " no-xnn"
+    if varied[1]:
+        label += f" b{int(batch)}"
+    return label
+
+
+def _varied(frame: pd.DataFrame) -> tuple[bool, bool]:
+    return (frame["xnnpack"].nunique() > 1 if "xnnpack" in frame else False,
+            frame["batch"].nunique() > 1 if "batch" in frame else False)
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    """A Figure outside pyplot (no GUI backend, nothing to close) that renders with Agg."""
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _plain(value: float) -> str:
+    return f"{value:g}"
+
+
+def _plain_log_axis(axis: Any) -> None:
+    """Log-axis tick labels as plain numbers (0.05, 0.1, 1), with 2x, 3x and 5x labels when the range is narrow."""
+
+    def minor(value: float, _pos: Any) -> str:
+        lo, hi = sorted(axis.get_view_interval())
+        if lo <= 0 or hi / lo > 300 or value <= 0:
+            return ""
+        lead = round(value / 10 ** math.floor(math.log10(value) + 1e-9))
+        return _plain(value) if lead in (2, 3, 5) else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _p: _plain(v)))
+    axis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0)))
+    axis.set_minor_formatter(FuncFormatter(minor))
+
+
+def _threads_label(threads: int) -> str:
+    return f"{threads} thread" + ("" if threads == 1 else "s")
+
+
+def _finish(fig: Figure, path_stem: Path, formats: Iterable[str]) -> list[Path]:
+    out = []
+    for ext in formats:
+        path = path_stem.with_name(f"{path_stem.name}.{ext}")
+        fig.savefig(path, dpi=DPI)
+        out.append(path)
+    return out
+
+
+# ----------------------------------------------------------------------------- latency distribution
+
+
+def latency_figure(samples: pd.DataFrame, device: str, title_extra: str = "") -> Figure | None:
+    """Horizontal box plots of the loop latencies on one device: a panel per model (its own axis)."""
     loop = samples[(samples["device"] == device) & (samples["phase"] == "loop")]
     if loop.empty:
         return None
-    groups = list(loop.groupby(["model", "variant", "threads"], sort=True, observed=True))
-    data = [g["latency_ms"].to_numpy() for _, g in groups]
-    names = [f"{m}/{v} t{t}" for (m, v, t), _ in groups]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(names) + 2), 4.8))
-    ax.boxplot(data, showfliers=False, whis=(1, 99))
-    ax.set_xticks(range(1, len(names) + 1), names, rotation=60, ha="right", fontsize=8)
-    lows = [np.percentile(d, 1) for d in data if len(d)]
-    highs = [np.percentile(d, 99) for d in data if len(d)]
-    if lows and min(lows) > 0 and max(highs) / min(lows) > 50:
-        ax.set_yscale("log")
-    ax.set_ylabel("latency per inference (ms)")
-    ax.set_title(f"{device}: latency distribution (box: quartiles, whiskers: p1–p99)")
-    ax.grid(axis="y", alpha=0.3)
+    varied = _varied(loop)
+    panels = []
+    for model, by_model in loop.groupby("model", sort=True, observed=True):
+        boxes = []
+        for (variant, threads, xnn, batch), g in by_model.groupby(["variant", "threads", "xnnpack", "batch"],
+                                                                    observed=True):
+            boxes.append(((threads, not xnn, batch, _variant_key(variant)), variant,
+                          f"{_series_label(variant, xnn, batch, varied)} · {_threads_label(threads)}",
+                          g["latency_ms"].to_numpy()))
+        boxes.sort(key=lambda b: b[0], reverse=True)  # first one at the top
+        panels.append((model, boxes))
+    heights = [0.34 * len(b) + 0.9 for _, b in panels]
+    fig = _new_figure(10, sum(heights) + 1.0)
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
+    variants = {b[1] for _, boxes in panels for b in boxes}
+    for ax, (model, boxes) in zip(axes[:, 0], panels):
+        data = [b[3] for b in boxes]
+        p1 = np.array([np.percentile(d, 1) for d in data])
+        p99 = np.array([np.percentile(d, 99) for d in data])
+        med = np.array([np.median(d) for d in data])
+        art = ax.boxplot(data, **HORIZONTAL, showfliers=False, whis=(1, 99), patch_artist=True, widths=0.6,
+                         medianprops={"color": "black", "linewidth": 1.5})
+        for patch, box in zip(art["boxes"], boxes):
+            patch.set_facecolor(variant_color(box[1], variants))
+            patch.set_alpha(0.75)
+        ax.set_yticks(range(1, len(boxes) + 1), [b[2] for b in boxes], fontsize=9)
+        log = p1.min() > 0 and p99.max() / p1.min() > 10
+        if log:
+            ax.set_xscale("log")
+            _plain_log_axis(ax.xaxis)
+            right = p99.max() * 4.0
+        else:
+            right = p99.max() + 0.35 * (p99.max() - min(0.0, p1.min()))
+        ax.set_xlim(right=right)
+        if not log:
+            ax.set_xlim(left=0)
+        ends = [float(np.max(w.get_xdata())) for w in art["whiskers"][1::2]]  # the upper whisker of each box
+        for y, (end, m) in enumerate(zip(ends, med), start=1):
+            ax.annotate(f"p50 {sig(m)} ms", (end, y), xytext=(4, 0), textcoords="offset points", va="center",
+                        fontsize=8, color="#333333")
+        ax.set_title(f"{model}", loc="left", fontsize=10, fontweight="bold")
+        ax.set_xlabel("latency per inference (ms" + (", log scale)" if log else ")"), fontsize=9)
+        ax.grid(axis="x", which="both", alpha=0.25)
+    fig.suptitle(TITLES["latency"].format(device=device + title_extra)
+                 + "\nbox: quartiles, line: median, whiskers: p1–p99", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def throughput_plot(summary: pd.DataFrame, device: str, path: Path) -> Path | None:
-    """Grouped bars: inferences per second per model, one bar per variant x threads."""
-    frame = summary[(summary["device"] == device) & summary["throughput"].notna()]
+# ----------------------------------------------------------------------------- throughput and scaling
+
+
+def _series_frame(summary: pd.DataFrame, device: str) -> pd.DataFrame:
+    frame = summary[(summary["device"] == device) & summary["throughput"].notna()].copy()
+    if frame.empty:
+        return frame
+    varied = _varied(frame)
+    frame["series"] = [_series_label(v, x, b, varied) for v, x, b in
+                       zip(frame["variant"], frame["xnnpack"], frame["batch"])]
+    frame["vkey"] = [_variant_key(v) for v in frame["variant"]]
+    return frame.sort_values(["model", "threads", "vkey", "series"])
+
+
+def _grid(n: int, width: float, height: float) -> tuple[Figure, list[Any]]:
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig = _new_figure(width * cols, height * rows + 0.9)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _title_and_legend(fig: Figure, title: str, frame: pd.DataFrame, kind: str) -> None:
+    """Lay out the panels, then put the title and one legend for all panels above them, clear of any data."""
+    height = fig.get_figheight()
+    fig.tight_layout()
+    fig.subplots_adjust(top=1 - 1.05 / height)
+    fig.suptitle(title, fontsize=11, y=1 - 0.08 / height, va="top")
+    _series_legend(fig, frame, kind)
+
+
+def _series_legend(fig: Figure, frame: pd.DataFrame, kind: str = "patch") -> None:
+    series = list(dict.fromkeys(zip(frame["series"], frame["variant"])))
+    variants = set(frame["variant"])
+    if kind == "patch":
+        handles = [Patch(facecolor=variant_color(v, variants), label=s) for s, v in series]
+    else:
+        handles = [Line2D([], [], color=variant_color(v, variants), marker="o", label=s) for s, v in series]
+    top = 1 - 0.38 / fig.get_figheight()
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), frameon=False,
+               bbox_to_anchor=(0.5, top), fontsize=9)
+
+
+def throughput_figure(summary: pd.DataFrame, device: str, title_extra: str = "") -> Figure | None:
+    """Grouped bars: a panel per model (own axis), a group per thread count, a bar per variant."""
+    frame = _series_frame(summary, device)
     if frame.empty:
         return None
-    frame = frame.sort_values(["model", "threads", "variant"])
     models = list(dict.fromkeys(frame["model"]))
-    series = list(dict.fromkeys(zip(frame["variant"], frame["threads"])))
-    width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(models) + 3), 4.5))
-    x = np.arange(len(models))
-    for i, (variant, threads) in enumerate(series):
-        values = []
-        for model in models:
-            match = frame[(frame["model"] == model) & (frame["variant"] == variant) & (frame["threads"] == threads)]
-            values.append(float(match["throughput"].iloc[0]) if not match.empty else 0.0)
-        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=f"{variant} t{threads}")
-    ax.set_xticks(x, models)
-    ax.set_ylabel("throughput (inferences/s)")
-    ax.set_title(f"{device}: throughput per model and variant")
-    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    series_all = list(dict.fromkeys(frame["series"]))
+    fig, axes = _grid(len(models), 4.6, 3.4)
+    variants = set(frame["variant"])
+    for ax, model in zip(axes, models):
+        part = frame[frame["model"] == model]
+        threads = sorted(part["threads"].unique())
+        series = [s for s in series_all if s in set(part["series"])]
+        width = 0.8 / max(1, len(series))
+        for i, s in enumerate(series):
+            xs, ys = [], []
+            for j, t in enumerate(threads):
+                match = part[(part["series"] == s) & (part["threads"] == t)]
+                if not match.empty:
+                    xs.append(j - 0.4 + width * (i + 0.5))
+                    ys.append(float(match["throughput"].iloc[0]))
+            variant = part[part["series"] == s]["variant"].iloc[0]
+            bars = ax.bar(xs, ys, width * 0.92, color=variant_color(variant, variants), label=s)
+            ax.bar_label(bars, labels=[sig(y) for y in ys], fontsize=7, padding=1,
+                         rotation=90 if len(series) * len(threads) > 6 else 0)
+        ax.set_xticks(range(len(threads)), [_threads_label(int(t)) for t in threads], fontsize=9)
+        ax.set_ylabel("throughput (inferences/s)", fontsize=9)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.18)
+        ax.set_title(model, loc="left", fontsize=10, fontweight="bold")
+        ax.grid(axis="y", alpha=0.3)
+    _title_and_legend(fig, TITLES["throughput"].format(device=device + title_extra), frame, "patch")
+    return fig
 
 
-def write_plots(run: object, out_dir: Path) -> list[Path]:
-    """Every plot of a run; returns the files written."""
+def scaling_figure(summary: pd.DataFrame, device: str, title_extra: str = "") -> Figure | None:
+    """Throughput against thread count, a line per variant and a panel per model; None without a sweep."""
+    frame = _series_frame(summary, device)
+    if frame.empty or frame["threads"].nunique() < 2:
+        return None
+    models = [m for m in dict.fromkeys(frame["model"]) if frame[frame["model"] == m]["threads"].nunique() > 1]
+    if not models:
+        return None
+    fig, axes = _grid(len(models), 4.6, 3.4)
+    variants = set(frame["variant"])
+    for ax, model in zip(axes, models):
+        part = frame[frame["model"] == model]
+        for s, g in part.groupby("series", sort=False):
+            g = g.sort_values("threads")
+            ax.plot(g["threads"], g["throughput"], marker="o", color=variant_color(g["variant"].iloc[0], variants),
+                    label=s)
+        threads = sorted(part["threads"].unique())
+        ax.set_xticks(threads, [str(int(t)) for t in threads])
+        ax.set_xlabel("threads", fontsize=9)
+        ax.set_ylabel("throughput (inferences/s)", fontsize=9)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
+        ax.set_title(model, loc="left", fontsize=10, fontweight="bold")
+        ax.grid(alpha=0.3)
+    _title_and_legend(fig, TITLES["scaling"].format(device=device + title_extra), frame, "line")
+    return fig
+
+
+# ----------------------------------------------------------------------------- per-cell timeline
+
+
+@dataclass
+class CellTrace:
+    """What a timeline needs of one cell, on one clock: seconds from the start of the timed loop."""
+
+    title: str
+    samples_t: np.ndarray
+    samples_ms: np.ndarray
+    samples_phase: np.ndarray
+    telemetry: pd.DataFrame
+    warmup: tuple[float, float] | None
+    loop: tuple[float, float] | None
+    firmware_throttled: bool = False
+    absent: dict[str, str] = field(default_factory=dict)
+
+
+def cell_trace(run: Run, key: str, samples: pd.DataFrame | None = None, telemetry: pd.DataFrame | None = None
+               ) -> CellTrace | None:
+    """Gather a cell's samples and telemetry (pass the cell's slices of run.samples/.telemetry to avoid a scan)."""
+    attempt = run.best(key)
+    if attempt is None:
+        return None
+    cell = attempt.cell
+    if samples is None:
+        samples = attempt.samples()
+    if telemetry is None:
+        t = run.telemetry
+        telemetry = t[np.logical_and.reduce([t[c] == getattr(cell, c) for c in CELL])] if not t.empty else t
+    end = attempt.first("cell_end") or {}
+    readings = attempt.all("telemetry")
+    origin = end.get("loop_start_ns") or (readings[0]["t_ns"] if readings else None)
+    if origin is None:
+        origin = int(samples["start_ns"].min()) if len(samples) else 0
+    start = samples["start_ns"].to_numpy(dtype=np.int64)
+    latency = samples["latency_ns"].to_numpy(dtype=np.int64)
+    phase = samples["phase"].astype(str).to_numpy()
+    t = (start - origin) / 1e9
+    warm, loop = phase == "warmup", phase == "loop"
+    warmup_span = (float(t[warm].min()), 0.0 if end.get("loop_start_ns") else float((t + latency / 1e9)[warm].max())) \
+        if warm.any() else None
+    if end.get("loop_ns"):
+        loop_span: tuple[float, float] | None = (0.0, end["loop_ns"] / 1e9)
+    elif loop.any():
+        loop_span = (float(t[loop].min()), float((t + latency / 1e9)[loop].max()))
+    else:
+        loop_span = None
+    extra = ("" if cell.xnnpack else ", XNNPACK off") + (f", batch {cell.batch}" if cell.batch != 1 else "")
+    emulated = " (emulated)" if run.manifest.get("devices", {}).get(cell.device, {}).get("emulated") else ""
+    title = (f"{cell.device}{emulated}: {cell.model}/{cell.variant}, {_threads_label(cell.threads)}{extra}"
+             f"  (run {run.run_id}, attempt {attempt.attempt}, {attempt.status})")
+    absent = {}
+    tele = telemetry
+    if tele.empty or tele["temp_c"].isna().all():
+        vc = [v for v in (end.get("vc_temp_start_c"), end.get("vc_temp_end_c")) if v is not None]
+        absent["temp"] = ("absent: no thermal zone readings on this device" if not vc else
+                          f"no thermal zones; vcgencmd: {vc[0]:.1f} °C at start, {vc[-1]:.1f} °C at end")
+    if tele.empty or tele["freq_max_mhz"].isna().all():
+        absent["freq"] = "absent: no cpufreq on this device (frequency not readable)"
+    if tele.empty or tele["cpu_pct"].isna().all():
+        absent["cpu"] = "absent: no CPU usage readings"
+    if tele.empty or tele["rss_mb"].isna().all():
+        absent["rss"] = "absent: no memory readings"
+    bits = stats.throttle_bits_appeared(end.get("throttled_before"), end.get("throttled_after"))
+    return CellTrace(title, t, latency / 1e6, phase, tele.sort_values("t_s"), warmup_span, loop_span, bits, absent)
+
+
+def _throttled_spans(tele: pd.DataFrame, tolerance: float = 0.02) -> list[tuple[float, float]]:
+    """Where some core ran slower than the fastest core did at the first reading (as stats.frequency_dropped)."""
+    freq = tele[["t_s", "freq_min_mhz", "freq_max_mhz"]].dropna()
+    if freq.empty:
+        return []
+    reference = float(freq["freq_max_mhz"].iloc[0])
+    low = (freq["freq_min_mhz"] < reference * (1 - tolerance)).to_numpy()
+    times = freq["t_s"].to_numpy()
+    spans, start = [], None
+    for i, flag in enumerate(low):
+        if flag and start is None:
+            start = times[max(i - 1, 0)] if i else times[i]
+        if not flag and start is not None:
+            spans.append((float(start), float(times[i])))
+            start = None
+    if start is not None:
+        spans.append((float(start), float(times[-1])))
+    return spans
+
+
+def _absent(ax: Any, text: str) -> None:
+    ax.set_facecolor(ABSENT_FACE)
+    ax.set_yticks([])
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="#555555",
+            style="italic")
+
+
+def timeline_figure(trace: CellTrace) -> Figure:
+    """Five panels on one time axis: latency per inference, temperature, CPU frequency, CPU %, RSS."""
+    fig = _new_figure(10, 10.5)
+    axes = fig.subplots(5, 1, sharex=True, gridspec_kw={"height_ratios": [2.4, 1, 1, 1.2, 1]})
+    ax_lat, ax_temp, ax_freq, ax_cpu, ax_rss = axes
+    tele = trace.telemetry
+    throttled = _throttled_spans(tele)
+
+    def shade(ax: Any) -> None:  # phases and throttled spans, on panels that show data
+        if trace.warmup:
+            ax.axvspan(*trace.warmup, color=WARMUP_COLOR, alpha=0.18, lw=0)
+        if trace.loop:
+            ax.axvspan(*trace.loop, color=LOOP_COLOR, alpha=0.12, lw=0)
+        for a, b in throttled:
+            ax.axvspan(a, b, facecolor="none", edgecolor=THROTTLE_COLOR, hatch="///", alpha=0.5, lw=0)
+
+    for ax, part in zip(axes, ("lat", "temp", "freq", "cpu", "rss")):
+        if part not in trace.absent and (part != "lat" or trace.samples_ms.size):
+            shade(ax)
+
+    # latency of every inference, with a running median of the loop
+    if trace.samples_ms.size:
+        warm = trace.samples_phase == "warmup"
+        loop = trace.samples_phase == "loop"
+        ax_lat.plot(trace.samples_t[warm], trace.samples_ms[warm], ".", ms=2, color="#b8860b", alpha=0.6,
+                    rasterized=True, label="warmup inference")
+        ax_lat.plot(trace.samples_t[loop], trace.samples_ms[loop], ".", ms=2, color="#1f77b4", alpha=0.45,
+                    rasterized=True, label="timed inference")
+        if loop.sum() >= 20:
+            y = pd.Series(trace.samples_ms[loop]).rolling(max(5, int(loop.sum()) // 50), center=True,
+                                                          min_periods=1).median()
+            ax_lat.plot(trace.samples_t[loop], y, color="black", lw=1.2, label="running median")
+        positive = trace.samples_ms[trace.samples_ms > 0]
+        if positive.size and positive.max() / positive.min() > 10:
+            ax_lat.set_yscale("log")
+            _plain_log_axis(ax_lat.yaxis)
+            ax_lat.set_ylabel("latency (ms, log)")
+        else:
+            ax_lat.set_ylabel("latency (ms)")
+            ax_lat.set_ylim(bottom=0)
+        ax_lat.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=4, fontsize=8, frameon=False,
+                      handletextpad=0.3, markerscale=4)
+    else:
+        _absent(ax_lat, "no latency samples stored for this cell")
+
+    # temperature
+    if "temp" in trace.absent:
+        _absent(ax_temp, trace.absent["temp"])
+    else:
+        t = tele[["t_s", "temp_c"]].dropna()
+        ax_temp.plot(t["t_s"], t["temp_c"], color="#d62728", marker=".", ms=3)
+        ax_temp.set_ylabel("temp (°C)")
+        lo, hi = float(t["temp_c"].min()), float(t["temp_c"].max())
+        ax_temp.set_ylim(lo - max(1.0, 0.1 * (hi - lo)), hi + max(1.0, 0.1 * (hi - lo)))
+    # CPU frequency: the slowest and fastest core
+    if "freq" in trace.absent:
+        _absent(ax_freq, trace.absent["freq"])
+    else:
+        f = tele[["t_s", "freq_min_mhz", "freq_max_mhz"]].dropna()
+        ax_freq.fill_between(f["t_s"], f["freq_min_mhz"], f["freq_max_mhz"], color="#9467bd", alpha=0.25, lw=0)
+        ax_freq.plot(f["t_s"], f["freq_max_mhz"], color="#9467bd", lw=1, label="fastest core")
+        ax_freq.plot(f["t_s"], f["freq_min_mhz"], color="#9467bd", lw=1, ls="--", label="slowest core")
+        ax_freq.set_ylabel("CPU freq (MHz)")
+        top = float(f["freq_max_mhz"].max())
+        ax_freq.set_ylim(0, top * 1.45)  # headroom: the legend sits above the lines
+        ax_freq.legend(loc="upper right", fontsize=7, ncol=2, frameon=True, framealpha=0.8)
+    # CPU %
+    if "cpu" in trace.absent:
+        _absent(ax_cpu, trace.absent["cpu"])
+    else:
+        c = tele[["t_s", "cpu_pct", "proc_cpu_pct"]]
+        ax_cpu.plot(c["t_s"], c["cpu_pct"], color="#2ca02c", marker=".", ms=3, label="whole CPU (100 = all cores)")
+        if c["proc_cpu_pct"].notna().any():
+            ax_cpu.plot(c["t_s"], c["proc_cpu_pct"], color="#ff7f0e", marker=".", ms=3,
+                        label="benchmark process (100 = one core)")
+        top = np.nanmax(c[["cpu_pct", "proc_cpu_pct"]].to_numpy(dtype=float))
+        ax_cpu.set_ylim(0, max(105.0, top * 1.1) * 1.35)
+        ax_cpu.set_ylabel("CPU (%)")
+        ax_cpu.legend(loc="upper right", fontsize=7, ncol=2, frameon=True, framealpha=0.8)
+    # memory
+    if "rss" in trace.absent:
+        _absent(ax_rss, trace.absent["rss"])
+    else:
+        r = tele[["t_s", "rss_mb"]].dropna()
+        ax_rss.plot(r["t_s"], r["rss_mb"], color="#8c564b", marker=".", ms=3)
+        ax_rss.set_ylabel("RSS (MB)")
+        top = float(r["rss_mb"].max())
+        ax_rss.set_ylim(0, top * 1.2)
+    ax_rss.set_xlabel("time from the start of the timed loop (s)")
+    for ax in axes:
+        ax.grid(alpha=0.25)
+        ax.yaxis.set_label_coords(-0.07, 0.5)
+
+    handles = [Patch(color=WARMUP_COLOR, alpha=0.4, label="warmup"), Patch(color=LOOP_COLOR, alpha=0.3,
+                                                                            label="timed loop")]
+    if throttled:
+        handles.append(Patch(facecolor="none", edgecolor=THROTTLE_COLOR, hatch="///", label="throttled"))
+    fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.99, 0.955))
+    subtitle = "phases shaded; " + ("hatched: CPU frequency below its starting maximum (throttled)"
+                                    if "freq" not in trace.absent else "throttling not visible: no cpufreq readings")
+    if trace.firmware_throttled:
+        subtitle += "; the firmware reported throttling during this cell"
+    fig.suptitle(f"{trace.title}\n{subtitle}", fontsize=10, x=0.01, y=0.995, ha="left")
+    # a fixed layout: tight_layout costs more than drawing, and one report may hold hundreds of timelines
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.055, hspace=0.12)
+    return fig
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+@dataclass
+class PlotFile:
+    kind: str                    # latency, throughput, scaling, timeline
+    title: str
+    paths: list[Path]
+    run_id: str
+    device: str
+    key: str | None = None       # the cell, for timelines
+    flags: str = ""              # the cell's validity flags, for timelines
+
+    @property
+    def flagged(self) -> bool:
+        return any(f in self.flags.split(",") for f in ("unstable", "throttled", "incomplete", "failed"))
+
+    def path(self, ext: str) -> Path | None:
+        return next((p for p in self.paths if p.suffix == f".{ext}"), None)
+
+
+def _fresh(paths: list[Path], sources: list[Path]) -> bool:
+    if not all(p.is_file() for p in paths):
+        return False
+    newest = max((s.stat().st_mtime for s in sources if s.is_file()), default=0.0)
+    return min(p.stat().st_mtime for p in paths) >= newest
+
+
+#: Cell timelines drawn by default; bigger runs get the most telling ones (flagged, then least stable) first.
+DEFAULT_CELL_LIMIT = 48
+
+
+def plot_run(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), cells: bool = True,
+             cell_formats: Iterable[str] = ("png",), cell_limit: int | None = None) -> list[PlotFile]:
+    """Write every plot of a run under out_dir (cell timelines in out_dir/cells); return what was written.
+
+    cell_limit: draw at most this many cell timelines (None: all), flagged and least stable cells first.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary, samples = run.summary, run.samples  # type: ignore[attr-defined]
-    written: list[Path] = []
-    for device in sorted(summary["device"].unique()):
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in device)
-        for maker, name, frame in ((latency_plot, "latency", samples), (throughput_plot, "throughput", summary)):
-            path = maker(frame, device, out_dir / f"{name}-{safe}.png")
-            if path:
-                written.append(path)
+    formats, cell_formats = tuple(formats), tuple(cell_formats)
+    summary, samples = run.summary, run.samples
+    emulated = {d: bool(i.get("emulated")) for d, i in run.manifest.get("devices", {}).items()}
+    written: list[PlotFile] = []
+    if summary.empty:
+        return written
+    sources = _run_sources(run)
+    with _quiet_gc():
+        for device in sorted(summary["device"].unique()):
+            safe = safe_name(device)
+            extra = " (emulated)" if emulated.get(device) else ""
+            makers = (("latency", lambda d=device, e=extra: latency_figure(samples, d, e) if not samples.empty else None),
+                      ("throughput", lambda d=device, e=extra: throughput_figure(summary, d, e)),
+                      ("scaling", lambda d=device, e=extra: scaling_figure(summary, d, e)))
+            for kind, make in makers:
+                stem = out_dir / f"{kind}-{safe}"
+                paths = [stem.with_name(f"{stem.name}.{ext}") for ext in formats]
+                title = TITLES[kind].format(device=f"{device}{extra}")
+                if formats and _fresh(paths, sources):  # drawn after the run's last sample: still right
+                    written.append(PlotFile(kind, title, paths, run.run_id, device))
+                    continue
+                fig = make()
+                if fig is None:
+                    continue
+                written.append(PlotFile(kind, title, _finish(fig, stem, formats), run.run_id, device))
+        if cells:
+            written.extend(_cell_plots(run, out_dir / "cells", cell_formats, cell_limit))
     return written
+
+
+def _run_sources(run: Run) -> list[Path]:
+    """Every stored file the run's plots are drawn from (a plot newer than all of them is up to date)."""
+    files = [run.folder / "manifest.json", run.folder / "log.jsonl"]
+    for attempts in run.attempts.values():
+        for attempt in attempts:
+            files += [attempt.folder / "samples.csv", attempt.folder / "events.jsonl"]
+    return files
+
+
+@contextmanager
+def _quiet_gc() -> Iterator[None]:
+    """Keep the garbage collector off the run's millions of loaded objects while figures churn (a third faster)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def select_cells(run: Run, limit: int | None) -> list[Any]:
+    """The cells worth a timeline, in plan order: all, or `limit` of them, flagged and least stable first."""
+    cells = [c for c in run.cells if run.best(c.key) is not None]
+    if limit is None or len(cells) <= limit:
+        return cells
+    summary = run.summary.set_index("key") if "key" in run.summary else pd.DataFrame()
+    bad = ("unstable", "throttled", "incomplete", "failed")
+
+    def priority(cell: Any) -> tuple[int, float]:
+        row = summary.loc[cell.key] if cell.key in summary.index else {}
+        flags = str(row.get("flags", "") or "").split(",")
+        cv = row.get("cv")
+        return (0 if any(f in bad for f in flags) else 1, -(float(cv) if cv is not None and cv == cv else 0.0))
+
+    chosen = {c.key for c in sorted(cells, key=priority)[:limit]}
+    return [c for c in cells if c.key in chosen]
+
+
+def _cell_plots(run: Run, out_dir: Path, formats: tuple[str, ...], limit: int | None = None) -> list[PlotFile]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = run.summary
+    flags = dict(zip(summary["key"], summary["flags"].fillna(""))) if "key" in summary else {}
+    written, stale = [], []
+    for cell in select_cells(run, limit):
+        attempt = run.best(cell.key)
+        stem = out_dir / f"{cell.key}-timeline"
+        paths = [stem.with_name(f"{stem.name}.{ext}") for ext in formats]
+        written.append(PlotFile("timeline", f"{cell.device}: {cell.label()} timeline", paths, run.run_id,
+                                cell.device, cell.key, str(flags.get(cell.key, ""))))
+        if not _fresh(paths, [attempt.folder / "samples.csv", attempt.folder / "events.jsonl"]):
+            stale.append((cell, stem))
+    if not stale:
+        return written
+    # one pass over each frame, not one filter per cell
+    samples, telemetry = run.samples, run.telemetry
+    by_cell_samples = dict(iter(samples.groupby(CELL, sort=False, observed=True))) if not samples.empty else {}
+    by_cell_tele = dict(iter(telemetry.groupby(CELL, sort=False, observed=True))) if not telemetry.empty else {}
+    empty_samples = pd.DataFrame({"phase": pd.Series([], dtype=str), "start_ns": pd.Series([], dtype="int64"),
+                                  "latency_ns": pd.Series([], dtype="int64")})
+    empty_tele = pd.DataFrame(columns=["phase", "t_s", "temp_c", "freq_min_mhz", "freq_max_mhz", "cpu_pct",
+                                       "proc_cpu_pct", "rss_mb"], dtype=float)
+    jobs = []
+    for cell, stem in stale:
+        ident = tuple(getattr(cell, c) for c in CELL)
+        trace = cell_trace(run, cell.key, by_cell_samples.get(ident, empty_samples),
+                           by_cell_tele.get(ident, empty_tele))
+        if trace is not None:
+            jobs.append((trace, stem, formats))
+    workers = _plot_workers(len(jobs))
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            list(pool.map(_render_timeline, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    else:
+        for job in jobs:
+            _render_timeline(job)
+    return written
+
+
+def _render_timeline(job: tuple[CellTrace, Path, tuple[str, ...]]) -> list[Path]:
+    trace, stem, formats = job
+    return _finish(timeline_figure(trace), stem, formats)
+
+
+def _plot_workers(jobs: int) -> int:
+    """Processes for cell timelines: $BENCHBOT_PLOT_WORKERS, else up to 8 cores once there are 8+ plots."""
+    import os
+    import sys
+    import threading
+
+    setting = os.environ.get("BENCHBOT_PLOT_WORKERS")
+    if setting and setting.isdigit():
+        wanted = int(setting)
+    else:
+        wanted = min(os.cpu_count() or 1, 8) if jobs >= 8 else 1
+    # fork only a single-threaded process (the CLI), never a notebook kernel with its I/O threads
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return 1
+    return max(1, min(wanted, jobs))
+
+
+def write_plots(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), cells: bool = True,
+                cell_limit: int | None = DEFAULT_CELL_LIMIT) -> list[Path]:
+    """Every plot of a run; returns the files written."""
+    return [p for f in plot_run(run, out_dir, formats, cells, cell_limit=cell_limit) for p in f.paths]

@@ -1,0 +1,216 @@
+"""What every report output shares: the runs, their summary with relative columns, notes, fingerprints.
+
+Built once per `benchbot report` (or notebook cell) and handed to the table, the
+exports, the HTML page and the optional sections, so each statistic is computed
+in one place. Loop samples are split per cell with a single groupby, never by
+filtering the whole sample frame once per cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from benchbot import stats
+from benchbot.errors import BenchbotError
+from benchbot.models.catalog import VARIANT_ORDER
+from benchbot.report.fmt import missing
+
+if TYPE_CHECKING:
+    from benchbot.store import Run
+
+#: A cell of a report: unique across runs.
+CELL_KEY = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch"]
+#: Variants compared by the relative column share all of these: one run, one device (real or emulated), one model,
+#: one thread count, the same delegate and batch. Emulated cells are never ranked against real hardware.
+RELATIVE_GROUP = ["run_id", "device", "emulated", "model", "threads", "xnnpack", "batch"]
+RELATIVE_COLUMNS = ["rel_baseline", "rel_ratio", "rel_ci_lo", "rel_ci_hi"]
+
+
+def cell_id(row: Any) -> tuple:
+    return tuple(row[c] for c in CELL_KEY)
+
+
+def loop_samples(runs: list[Run]) -> dict[tuple, np.ndarray]:
+    """Loop-phase latencies (ms) of every cell of every run, keyed by CELL_KEY values, in measured order."""
+    out: dict[tuple, np.ndarray] = {}
+    for run in runs:
+        samples = run.samples
+        if samples.empty:
+            continue
+        loop = samples[samples["phase"] == "loop"]
+        for key, group in loop.groupby(CELL_KEY, sort=False, observed=True):
+            out[tuple(key)] = group["latency_ms"].to_numpy()
+    return out
+
+
+def _choose_baseline(group: pd.DataFrame, baseline: str) -> Any:
+    usable = group[group["p50_ms"].notna()] if "p50_ms" in group else group.iloc[0:0]
+    if usable.empty:
+        return None
+    if baseline == "fastest":
+        ok = usable[usable["status"] == "ok"]
+        pool = ok if not ok.empty else usable
+        return pool.loc[pool["p50_ms"].astype(float).idxmin()]
+    match = usable[usable["variant"] == baseline]
+    return match.iloc[0] if not match.empty else None
+
+
+def add_relative_columns(summary: pd.DataFrame, samples: dict[tuple, np.ndarray], baseline: str = "fastest"
+                         ) -> pd.DataFrame:
+    """rel_ratio = p50 of the cell / p50 of the baseline cell of its group, with stats.ratio_ci's interval.
+
+    `baseline` is "fastest" (the lowest p50 in each group) or a variant name; groups
+    without that variant get no relative value.
+    """
+    frame = summary.copy()
+    for column in RELATIVE_COLUMNS:
+        frame[column] = np.nan if column != "rel_baseline" else None
+    frame["rel_baseline"] = frame["rel_baseline"].astype(object)
+    if frame.empty:
+        return frame
+    if baseline != "fastest" and baseline not in set(frame["variant"]):
+        known = ", ".join(sorted(set(frame["variant"])))
+        raise BenchbotError(f"--baseline {baseline}: no such variant in this report (variants: {known}; "
+                            "or use --baseline fastest)")
+    for _, group in frame.groupby(RELATIVE_GROUP, sort=False, dropna=False):
+        base = _choose_baseline(group, baseline)
+        if base is None:
+            continue
+        base_samples = samples.get(cell_id(base))
+        for index, row in group.iterrows():
+            if missing(row.get("p50_ms")):
+                continue
+            frame.at[index, "rel_baseline"] = base["variant"]
+            frame.at[index, "rel_ratio"] = float(row["p50_ms"]) / float(base["p50_ms"])
+            mine = samples.get(cell_id(row))
+            if index == base.name:
+                frame.at[index, "rel_ci_lo"] = frame.at[index, "rel_ci_hi"] = 1.0
+            elif mine is not None and base_samples is not None and mine.size and base_samples.size:
+                ci = stats.ratio_ci(base_samples, mine)
+                if ci is not None:
+                    frame.at[index, "rel_ci_lo"], frame.at[index, "rel_ci_hi"] = ci[1], ci[2]
+    return frame
+
+
+def device_label(device: str, emulated: bool) -> str:
+    return f"{device} (emulated)" if emulated else device
+
+
+def fingerprint_line(fp: dict[str, Any]) -> str:
+    """One line describing a device as its agent reported it."""
+    parts = [str(fp.get("model") or fp.get("cpu") or "unknown CPU")]
+    if fp.get("arch"):
+        parts[0] += f" {fp['arch']}"
+    if fp.get("cores"):
+        parts.append(f"{fp['cores']} cores")
+    if fp.get("os"):
+        parts.append(str(fp["os"]))
+    if fp.get("python"):
+        parts.append(f"Python {fp['python']}")
+    if fp.get("runtime"):
+        parts.append(f"{fp['runtime']} {fp.get('runtime_version') or ''}".strip())
+    return ", ".join(parts)
+
+
+@dataclass
+class ReportData:
+    runs: list[Run]
+    summary: pd.DataFrame
+    samples: dict[tuple, np.ndarray]
+    baseline: str = "fastest"
+    notes: list[str] = field(default_factory=list)
+    #: Where plots of this report go (sections may write their images here); None when plots are off.
+    plot_dir: Path | None = None
+    #: The file formats of those plots ("png", "svg").
+    plot_formats: tuple[str, ...] = ("png", "svg")
+
+    @property
+    def multi_run(self) -> bool:
+        if "run_id" in self.summary and not self.summary.empty:
+            return self.summary["run_id"].nunique() > 1
+        return len(self.runs) > 1
+
+    def devices(self) -> list[tuple[str, bool]]:
+        """(device, emulated) pairs in report order: real hardware first, then by name."""
+        if self.summary.empty:
+            return []
+        pairs = {(d, bool(e)) for d, e in zip(self.summary["device"], self.summary["emulated"].fillna(False))}
+        return sorted(pairs, key=lambda p: (p[1], p[0]))
+
+    def device_rows(self, device: str, emulated: bool) -> pd.DataFrame:
+        s = self.summary
+        rows = s[(s["device"] == device) & (s["emulated"].fillna(False).astype(bool) == emulated)]
+        rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
+        order = rows.assign(_variant_rank=[rank.get(v, len(rank)) for v in rows["variant"]])
+        order = order.sort_values(["model", "threads", "xnnpack", "batch", "run_id", "_variant_rank", "variant"],
+                                  ascending=[True, True, False, True, True, True, True], kind="stable")
+        return order.drop(columns="_variant_rank")
+
+    def fingerprints(self, device: str, emulated: bool) -> list[tuple[str, dict[str, Any]]]:
+        """(run id, fingerprint) of this device in every run that has it."""
+        out = []
+        for run in self.runs:
+            info = run.manifest.get("devices", {}).get(device)
+            if info is None or bool(info.get("emulated")) != emulated:
+                continue
+            fp = run.fingerprints.get(device)
+            if fp:
+                out.append((run.run_id, fp))
+        return out
+
+    def run_states(self) -> list[dict[str, Any]]:
+        return [{"run_id": r.run_id, "complete": r.complete, "folder": str(r.folder), "created": r.manifest.get("created"),
+                 "devices": r.fingerprints} for r in self.runs]
+
+
+def build_report(runs: list[Run], baseline: str = "fastest") -> ReportData:
+    samples = loop_samples(runs)
+    frames = [r.summary for r in runs if not r.summary.empty]
+    summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CELL_KEY + ["emulated"])
+    if "emulated" in summary:
+        summary["emulated"] = summary["emulated"].fillna(False).astype(bool)
+    summary = add_relative_columns(summary, samples, baseline)
+    data = ReportData(runs, summary, samples, baseline)
+    data.notes = report_notes(data)
+    return data
+
+
+def report_notes(data: ReportData) -> list[str]:
+    notes = []
+    devices = data.devices()
+    emulated = sorted({d for d, e in devices if e})
+    real = sorted({d for d, e in devices if not e})
+    if emulated and real:
+        notes.append(
+            f"This report mixes emulated devices ({', '.join(emulated)}) with real hardware ({', '.join(real)}). "
+            "Emulated latencies measure QEMU on the host, not the device: they are never ranked against real "
+            "hardware, and relative columns compare variants only within one device."
+        )
+    elif emulated:
+        notes.append(f"Every device here is emulated ({', '.join(emulated)}): latencies measure QEMU on the host "
+                     "and say nothing about real hardware speed; compare variants only with each other.")
+    if data.multi_run:
+        seen: dict[tuple[str, bool], list[str]] = {}
+        for run_id, device, emu in data.summary[["run_id", "device", "emulated"]].drop_duplicates().itertuples(
+                index=False):
+            seen.setdefault((device, bool(emu)), []).append(run_id)
+        for (device, emu), run_ids in sorted(seen.items()):
+            if len(run_ids) > 1:
+                notes.append(f"{device_label(device, emu)} appears in runs {', '.join(run_ids)}; rows keep their run "
+                             "id and relative columns compare variants within one run.")
+    for run in data.runs:
+        if not run.complete:
+            notes.append(f"Run {run.run_id} is incomplete: some cells did not finish (see the failures below).")
+    if data.baseline != "fastest" and "p50_ms" in data.summary:
+        lacking = data.summary[data.summary["rel_baseline"].isna() & data.summary["p50_ms"].notna()]
+        if not lacking.empty:
+            groups = sorted({f"{d} {m} t{t}" for d, m, t in zip(lacking["device"], lacking["model"],
+                                                                 lacking["threads"])})
+            notes.append(f"No {data.baseline} variant to compare against for: {', '.join(groups[:8])}"
+                         + (" ..." if len(groups) > 8 else ""))
+    return notes

@@ -1,0 +1,74 @@
+"""Number formatting for people: significant digits, never a sub-millisecond latency shown as 0.000."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def missing(value: Any) -> bool:
+    """None, NaN or pandas NA."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN and pd.NA
+    except (TypeError, ValueError):
+        return False
+
+
+def decimals_for(value: float, digits: int = 3, most: int = 9) -> int:
+    """Decimal places that show `value` with `digits` significant digits (0 for large numbers)."""
+    if missing(value) or value == 0 or not math.isfinite(value):
+        return 0
+    exponent = math.floor(math.log10(abs(value)))
+    return max(0, min(most, digits - 1 - exponent))
+
+
+def fixed(value: Any, decimals: int) -> str:
+    if missing(value):
+        return ""
+    return f"{float(value):.{decimals}f}"
+
+
+def sig(value: Any, digits: int = 3) -> str:
+    """`digits` significant digits in plain notation: 0.00412, 0.0593, 12.3, 716, 11702."""
+    if missing(value):
+        return ""
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    return fixed(value, decimals_for(value, digits))
+
+
+def interval(lo: Any, hi: Any, decimals: int, most_extra: int = 3) -> str:
+    """lo–hi with at least `decimals` places, more when the two ends would otherwise print the same."""
+    if missing(lo) or missing(hi):
+        return ""
+    for extra in range(most_extra + 1):
+        a, b = fixed(lo, decimals + extra), fixed(hi, decimals + extra)
+        if a != b:
+            break
+    return f"{a}–{b}"
+
+
+def latency_decimals(p50: Any, digits: int = 3) -> int:
+    """One decimal count per row (p50, its CI, p90, p99), chosen from the median."""
+    if missing(p50):
+        return 3
+    return decimals_for(float(p50), digits)
+
+
+def ratio(value: Any) -> str:
+    """A ratio of medians to 3 significant digits: 1.00, 0.547, 12.3."""
+    return sig(value, 3)
+
+
+def pvalue(p: Any) -> str:
+    if missing(p):
+        return ""
+    p = float(p)
+    if p == 0.0:
+        return "<1e-300"
+    if p < 1e-3:
+        return f"{p:.1e}"
+    return f"{p:.3f}"
