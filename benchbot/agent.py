@@ -2,8 +2,8 @@
 """benchbot device agent: times TFLite inference on the device it runs on.
 
 This one file is copied to Raspberry Pis, Jetsons and other boards we do not
-control, so it needs only Python 3.8+, numpy and a TFLite runtime (psutil is used
-when present; /proc and /sys are read directly when not). It must not import
+control, so it needs only Python 3.8+, numpy and a TFLite runtime (/proc and /sys
+are read directly; psutil is used where there is no /proc). It must not import
 anything from the benchbot package.
 
 Usage:
@@ -55,11 +55,24 @@ def emit(event, **fields):
 
 
 def _read(path, default=None):
+    """A small /proc or /sys file as stripped text, read with plain syscalls: the sampler reads
+    several every interval, and a text-mode file object costs more than the read itself."""
     try:
-        with open(path) as fh:
-            return fh.read().strip()
+        fd = os.open(path, os.O_RDONLY)
     except (OSError, ValueError):
         return default
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace").strip()
+    except OSError:
+        return default
+    finally:
+        os.close(fd)
 
 
 def _read_int(path):
@@ -287,12 +300,18 @@ def read_vc_temp():
 
 
 class ProcStat:
-    """CPU and memory readings from psutil when present, else straight from /proc."""
+    """CPU and memory readings straight from /proc, or from psutil where there is no /proc.
+
+    Both compute the same figures from the same /proc/stat and /proc/self/stat ticks; psutil
+    spends about twice the CPU per reading doing it (bench/observer.py measures the sampler).
+    """
 
     def __init__(self):
         self.pid = os.getpid()
         self.psutil = None
         try:
+            if os.path.exists("/proc/stat") and os.path.exists("/proc/self/stat"):
+                raise ImportError("/proc is present: no need for psutil")
             import psutil
 
             self.psutil = psutil

@@ -181,3 +181,19 @@ def test_the_zoo_runs_on_tflite_runtime_214_without_psutil(tmp_path: Path, cli_e
     assert (run.summary["runtime"] == "tflite_runtime").all()
     assert run.telemetry["cpu_pct"].notna().any() and run.telemetry["proc_cpu_pct"].notna().any()
     assert run.summary["accuracy"].notna().all()
+
+
+def test_the_agent_stays_a_self_contained_python38_file() -> None:
+    """It travels alone to boards we do not control: Python 3.8 syntax, no benchbot imports."""
+    import ast
+
+    source = Path(AGENT).read_text()
+    tree = ast.parse(source, feature_version=(3, 8))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert "benchbot" not in imported
+    allowed = {"glob", "json", "os", "platform", "re", "shutil", "subprocess", "sys", "threading", "time",
+               "numpy", "psutil", "resource", "importlib", "ai_edge_litert", "tflite_runtime", "tensorflow"}
+    assert imported <= allowed, imported - allowed

@@ -14,7 +14,7 @@ e.g. FULLY_CONNECTED v12, which tflite-runtime 2.14 (what Raspberry Pi OS users 
 refuses. Converting with tensorflow-cpu==2.14.1 gives models that run in both tflite-runtime
 2.14 and ai-edge-litert 2.x. Run it as::
 
-    make zoo    # .venv-zoo with tensorflow-cpu==2.14.1 and numpy<2, then this module
+    make zoo    # .venv-tf with tensorflow-cpu==2.14.1 and numpy<2, then this module
 
 Seeds are fixed (python, numpy, TensorFlow) and op determinism is on, so a rebuild on the
 same machine repeats itself; TF training is not bit-exact across machines or TF builds, so
