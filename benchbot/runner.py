@@ -134,6 +134,9 @@ def classify(stream: _CellStream, result: CommandResult, deadline_s: float) -> t
 class Runner:
     """Executes (part of) a plan into a run folder."""
 
+    #: Seconds between temperature readings while a device cools down.
+    cooldown_poll_s = 2.0
+
     def __init__(
         self,
         plan: Plan,
@@ -304,7 +307,7 @@ class Runner:
             self.progress.update(profile.name, state="cooling", temp_c=temp)
             if temp is None or temp <= idle + profile.cooldown_margin_c:
                 return
-            self.stop.wait(2.0)
+            self.stop.wait(self.cooldown_poll_s)
 
     def _job(self, profile: Profile, cell: Cell, model: str, eval_path: str | None, deadline: float) -> dict:
         s = self.plan.settings
