@@ -27,7 +27,7 @@ $(TRT_VENV)/.installed:
 
 $(TF_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TF_VENV)
-	$(TF_VENV)/bin/pip install -q 'tensorflow-cpu==2.14.1' 'numpy<2' -e .
+	$(TF_VENV)/bin/pip install -q 'tensorflow-cpu==2.14.1' 'numpy<2' pytest -e .
 	touch $@
 
 setup: $(BIN)/.installed
@@ -44,6 +44,8 @@ test: test-setup
 	$(BIN)/ruff check .
 	BENCHBOT_QEMU=1 BENCHBOT_TFLITE214_PYTHON=$(abspath $(TRT_VENV))/bin/python \
 	BENCHBOT_TF_PYTHON=$(abspath $(TF_VENV))/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
+	# the converter library itself, in the interpreter that has TensorFlow
+	$(TF_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_convert.py
 
 system-deps:
 	bash scripts/system-deps.sh
