@@ -222,6 +222,26 @@ def agent_error(events: list[dict[str, Any]]) -> str | None:
     return errors[-1] if errors else None
 
 
+def agent_job(model: Path, threads: int, seconds: float, warmup_runs: int, warmup_seconds: float,
+              telemetry_s: float = 0.1) -> dict[str, Any]:
+    """A job for `agent.py run`: a loop of `seconds`, telemetry at `telemetry_s`, no eval pass."""
+    return {"cell_id": "bench", "model_path": str(model), "threads": threads, "warmup_runs": warmup_runs,
+            "warmup_seconds": warmup_seconds, "min_runs": 1, "min_seconds": seconds,
+            "max_seconds": seconds * 3 + 30, "seed": 0, "telemetry_interval_s": telemetry_s,
+            "deadline_s": seconds * 4 + 120}
+
+
+def run_agent_job(job: dict[str, Any]) -> tuple[Child, list[dict[str, Any]], list[int]]:
+    """Run the real agent on one job in a fresh process: (the child, its events, its loop latencies in ns)."""
+    child = run_child([PYTHON, str(AGENT), "run"], stdin=json.dumps(job))
+    events = agent_events(child.stdout)
+    latencies = agent_loop_ns(events)
+    if child.returncode != 0 or not latencies:
+        raise SystemExit(f"agent failed on {job['model_path']}: "
+                         f"{agent_error(events) or child.stderr.strip()[-800:]}")
+    return child, events, latencies
+
+
 # ----------------------------------------------------------------------------- models
 
 

@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from common import AGENT, BENCH, PYTHON, log, median, percentile, spread  # noqa: E402
+from common import BENCH, PYTHON, log, median, percentile, spread  # noqa: E402
 
 TARGET_RATIO = 0.01  # benchbot's median within 1 % of the bare loop's
 TARGET_SAMPLER_PCT = 1.0  # sampler under 1 % of a core at the default interval
@@ -52,21 +52,9 @@ def run_bare(model: Path, threads: int, args: argparse.Namespace) -> dict[str, A
             "foreign_cores": child.foreign_cores, "load_before": child.load_before}
 
 
-def agent_job(model: Path, threads: int, seconds: float, warmup_runs: int, warmup_seconds: float,
-              telemetry_s: float = 0.1) -> dict[str, Any]:
-    return {"cell_id": "observer", "model_path": str(model), "threads": threads, "warmup_runs": warmup_runs,
-            "warmup_seconds": warmup_seconds, "min_runs": 1, "min_seconds": seconds,
-            "max_seconds": seconds * 3 + 30, "seed": 0, "telemetry_interval_s": telemetry_s,
-            "deadline_s": seconds * 4 + 120}
-
-
 def run_agent(model: Path, threads: int, args: argparse.Namespace) -> dict[str, Any]:
-    job = agent_job(model, threads, args.seconds, args.warmup_runs, args.warmup_seconds)
-    child = common.run_child([PYTHON, str(AGENT), "run"], stdin=json.dumps(job))
-    events = common.agent_events(child.stdout)
-    latencies = common.agent_loop_ns(events)
-    if child.returncode != 0 or not latencies:
-        raise SystemExit(f"agent failed: {common.agent_error(events) or child.stderr.strip()[-800:]}")
+    job = common.agent_job(model, threads, args.seconds, args.warmup_runs, args.warmup_seconds)
+    child, events, latencies = common.run_agent_job(job)
     end = next(e for e in events if e.get("event") == "cell_end")
     return {"arm": "benchbot", **_arm_stats(latencies), "wall_s": child.wall_s, "cpu_s": child.cpu_s,
             "foreign_cores": child.foreign_cores, "load_before": child.load_before,

@@ -29,8 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from common import AGENT, BENCH, PYTHON, log, median, percentile, spread  # noqa: E402
-from observer import agent_job  # noqa: E402
+from common import BENCH, PYTHON, log, median, percentile, spread  # noqa: E402
 
 ARMS = ("benchbot", "peer", "compiled")
 
@@ -47,12 +46,8 @@ def _int_inputs(model: Path) -> bool:
 def run_arm(arm: str, model: Path, threads: int, runs: int, args: argparse.Namespace, inputs: str
             ) -> dict[str, Any]:
     if arm == "benchbot":
-        job = agent_job(model, threads, args.seconds, args.warmup_runs, args.warmup_seconds)
-        child = common.run_child([PYTHON, str(AGENT), "run"], stdin=json.dumps(job))
-        events = common.agent_events(child.stdout)
-        ns = common.agent_loop_ns(events)
-        if child.returncode != 0 or not ns:
-            raise SystemExit(f"agent failed on {model}: {common.agent_error(events) or child.stderr[-500:]}")
+        job = common.agent_job(model, threads, args.seconds, args.warmup_runs, args.warmup_seconds)
+        child, _events, ns = common.run_agent_job(job)
         ms = [v / 1e6 for v in ns]
         stats = {"median_ms": median(ms), "mean_ms": sum(ms) / len(ms), "p5_ms": percentile(ms, 5), "n": len(ms)}
     elif arm == "peer":
