@@ -242,6 +242,32 @@ def run_agent_job(job: dict[str, Any]) -> tuple[Child, list[dict[str, Any]], lis
     return child, events, latencies
 
 
+def cell_costs(results: Path, run_id: str) -> list[dict[str, Any]]:
+    """Per cell of a stored run: host wall time, timed loop, overhead and where it went (seconds).
+
+    overhead_s = wall - loop; init/first/warmup/accuracy are the agent's own phases, `rest` is what is
+    left (process start, imports, transport); outside_agent_s leaves out the agent's timed phases.
+    """
+    from benchbot.store import load_run
+
+    run = load_run(run_id, results)
+    out = []
+    for cell in run.cells:
+        attempt = run.best(cell.key)
+        outcome, end, init = attempt.first("outcome"), attempt.first("cell_end"), attempt.first("init")
+        if attempt.status != "ok" or not (outcome and end and init):
+            raise SystemExit(f"{run_id}: cell {cell.key} did not finish ({attempt.reason})")
+        acc = attempt.first("accuracy") or {}
+        wall, loop = outcome["wall_s"], end["loop_ns"] / 1e9
+        parts = {"init": init["init_ns"] / 1e9, "first": init["first_ns"] / 1e9, "warmup": end["warmup_ns"] / 1e9,
+                 "accuracy": acc.get("eval_ns", 0) / 1e9}
+        parts["rest"] = wall - loop - sum(parts.values())
+        agent = parts["init"] + parts["first"] + parts["warmup"] + loop
+        out.append({"key": cell.key, "device": cell.device, "variant": cell.variant, "wall_s": wall, "loop_s": loop,
+                    "overhead_s": wall - loop, "outside_agent_s": wall - agent, **parts})
+    return out
+
+
 # ----------------------------------------------------------------------------- models
 
 

@@ -32,27 +32,8 @@ from common import OUT, log, median  # noqa: E402
 PARTS = ("init", "first", "warmup", "accuracy", "rest")
 
 
-def cell_costs(results: Path, run_id: str) -> list[dict[str, Any]]:
-    from benchbot.store import load_run
-
-    run = load_run(run_id, results)
-    out = []
-    for cell in run.cells:
-        attempt = run.best(cell.key)
-        outcome, end, init = attempt.first("outcome"), attempt.first("cell_end"), attempt.first("init")
-        if attempt.status != "ok" or not (outcome and end and init):
-            raise SystemExit(f"{run_id}: cell {cell.key} did not finish ({attempt.reason})")
-        acc = attempt.first("accuracy") or {}
-        wall, loop = outcome["wall_s"], end["loop_ns"] / 1e9
-        parts = {"init": init["init_ns"] / 1e9, "first": init["first_ns"] / 1e9, "warmup": end["warmup_ns"] / 1e9,
-                 "accuracy": acc.get("eval_ns", 0) / 1e9}
-        parts["rest"] = wall - loop - sum(parts.values())
-        out.append({"key": cell.key, "wall_s": wall, "loop_s": loop, "overhead_s": wall - loop, **parts})
-    return out
-
-
 def analyse(results: Path, run: dict[str, Any]) -> dict[str, Any]:
-    cells = cell_costs(results, run["run_id"])
+    cells = common.cell_costs(results, run["run_id"])
     loops = sum(c["loop_s"] for c in cells)
     walls = sum(c["wall_s"] for c in cells)
     return {

@@ -34,8 +34,10 @@ sys.path.insert(0, str(REPO))
 
 from benchbot.api import RunRequest, execute  # noqa: E402
 from benchbot.models.catalog import ZOO_DIR, resolve_models, zoo_families  # noqa: E402
-from benchbot.store import load_run  # noqa: E402
 from tests.sshd import SSHD, SSHDServer, keygen  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+import common  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "ssh_overhead.json"
 SETTINGS = dict(warmup_runs=5, warmup_seconds=0.0, min_runs=50, min_seconds=0.2, max_seconds=10.0,
@@ -53,22 +55,6 @@ def _profile(folder: Path, name: str, server: SSHDServer | None, workdir: Path) 
             f'[device]\npython = "{sys.executable}"\nworkdir = "{workdir}"\n[bench]\nthreads = [1]\n'
         )
     (folder / f"{name}.toml").write_text(text)
-
-
-def _cells(results: Path, run_id: str) -> list[dict[str, Any]]:
-    """Per cell: device, wall_s, loop_s and the agent's own pre-loop phases, from the stored run."""
-    run = load_run(run_id, results)
-    out = []
-    for cell in run.cells:
-        attempt = run.best(cell.key)
-        outcome, end, init = attempt.first("outcome"), attempt.first("cell_end"), attempt.first("init")
-        if attempt.status != "ok" or not outcome or not end or not init:
-            raise SystemExit(f"cell {cell.key} did not finish: {attempt.reason}")
-        wall, loop = outcome["wall_s"], end["loop_ns"] / 1e9
-        agent = (init["init_ns"] + init["first_ns"] + end["warmup_ns"]) / 1e9 + loop
-        out.append({"device": cell.device, "variant": cell.variant, "wall_s": wall, "loop_s": loop,
-                    "overhead_s": wall - loop, "outside_agent_s": wall - agent})
-    return out
 
 
 def _row(label: str, run: str, cells: list[dict[str, Any]], bytes_sent: dict[str, int], wall: float
@@ -130,7 +116,7 @@ def main() -> int:
             wall = time.monotonic() - started
             if outcome.failed:
                 raise SystemExit(f"{label}: {[(o.cell.key, o.reason) for o in outcome.failed]}")
-            rows.append(_row(label, which, _cells(results, outcome.run_id), outcome.bytes_sent, wall))
+            rows.append(_row(label, which, common.cell_costs(results, outcome.run_id), outcome.bytes_sent, wall))
             print(f"  {label:24} {which:11} {wall:5.1f} s", file=sys.stderr)
     finally:
         for server in servers:
