@@ -189,7 +189,7 @@ def devices() -> None:
 @friendly
 def devices_list() -> None:
     """Profiles found, and where each device points."""
-    from benchbot.profiles import available_profiles, load_profile
+    from benchbot.profiles import available_profiles, load_profile, location
 
     for name, path in sorted(available_profiles().items()):
         try:
@@ -197,11 +197,7 @@ def devices_list() -> None:
         except BenchbotError as exc:
             click.echo(f"{name:14} INVALID: {exc}")
             continue
-        where = {"local": "this machine", "qemu": "QEMU arm64 guest on 127.0.0.1"}.get(profile.transport)
-        if where is None:
-            ssh = profile.ssh
-            where = f"ssh {ssh.user + '@' if ssh.user else ''}{ssh.host}{':' + str(ssh.port) if ssh.port else ''}"
-        click.echo(f"{name:14} {where:40} {profile.description}  ({path})")
+        click.echo(f"{name:14} {location(profile):40} {profile.description}  ({path})")
 
 
 @devices.command("check")

@@ -7,7 +7,6 @@ transport quotes word by word; nothing from a profile is ever pasted into a shel
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -19,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from benchbot import agent as agent_module
+from benchbot import api
 from benchbot.errors import BenchbotError
-from benchbot.profiles import Profile, load_profile
+from benchbot.models.catalog import sha256_file
+from benchbot.profiles import Profile, load_profile, location
+from benchbot.runner import agent_hello, device_python, push_agent
 from benchbot.transport import Transport, TransportError, for_profile
 
-AGENT_PATH = Path(agent_module.__file__).resolve()
 Echo = Callable[[str], Any]
 
 
@@ -32,42 +32,12 @@ def load_devices(names: list[str]) -> list[Profile]:
     """Profiles for NAME arguments; an unknown or repeated name is a one-sentence error before anything runs."""
     if not names:
         raise BenchbotError("name at least one device (see `benchbot devices list`)")
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise BenchbotError(f"device '{name}' is named twice")
-        seen.add(name)
-    return [load_profile(n) for n in names]
-
-
-def device_python(profile: Profile, transport: Transport) -> str:
-    """The interpreter that runs the agent on the device (as the runner picks it)."""
-    if profile.python:
-        return transport.expand_user(profile.python)
-    return sys.executable if profile.transport == "local" else "python3"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return api.load_devices(names)
 
 
 def _hello(profile: Profile, transport: Transport, python: str) -> tuple[dict[str, Any] | None, str]:
-    """The agent's fingerprint of the device, or None and why not."""
-    agent = transport.push(AGENT_PATH, _sha256(AGENT_PATH))
-    lines: list[str] = []
-    result = transport.run([python, agent, "hello", profile.runtime], b"", lines.append,
-                           deadline_s=60 * min(max(profile.time_scale, 1.0), 10.0))
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("event") == "hello":
-            return event.get("fingerprint") or {}, ""
-    tail = [ln for ln in result.stderr_tail.strip().splitlines() if ln.strip()][-1:] or ["no output"]
-    if result.timed_out:
-        return None, f"the agent did not answer within its deadline with {python}"
-    return None, f"the agent did not start with {python} ({tail[0].strip()})"
+    """The agent's fingerprint of the device (pushed first, as a run does), or None and why not."""
+    return agent_hello(profile, transport, python, push_agent(transport))
 
 
 # ---------------------------------------------------------------------------------------------- check
@@ -109,17 +79,10 @@ def _local_probe(workdir: str) -> dict[str, Any]:
             "mem_available_bytes": mem.get("MemAvailable")}
 
 
-def _where(profile: Profile) -> str:
-    if profile.transport == "ssh":
-        ssh = profile.ssh
-        return f"ssh {ssh.user + '@' if ssh.user else ''}{ssh.host}{':' + str(ssh.port) if ssh.port else ''}"
-    return {"local": "this machine", "qemu": "QEMU guest"}.get(profile.transport, profile.transport)
-
-
 def check_device(profile: Profile) -> CheckResult:
     """Connect, run the agent's `hello` and probe disk and memory; never raises for device problems."""
     result = CheckResult(profile.name, ok=False)
-    result.facts.append(("reached by", _where(profile)))
+    result.facts.append(("reached by", location(profile)))
     try:
         transport = for_profile(profile)
     except Exception as exc:  # noqa: BLE001 - TransportError, or a transport that cannot be loaded here
@@ -431,7 +394,7 @@ def setup_device(profile: Profile, requirements: list[str], offline: bool, base_
             for wheel in wheels:
                 if not _WHEEL_NAME.match(wheel.name):
                     raise BenchbotError(f"refusing a wheel with an unexpected file name: {wheel.name!r}")
-                pairs += [transport.push(wheel, _sha256(wheel)), wheel.name]
+                pairs += [transport.push(wheel, sha256_file(wheel)), wheel.name]
             link = 'd=$1; shift; mkdir -p "$d" || exit 1; while [ $# -gt 1 ]; do ln -sf "$1" "$d/$2" || exit 1; shift 2; done'
             rc, lines, err = step.run(["/bin/sh", "-c", link, "sh", wheel_dir, *pairs], deadline_s=60)
             if rc != 0:
@@ -450,7 +413,7 @@ def setup_device(profile: Profile, requirements: list[str], offline: bool, base_
 
         fp, why = _hello(profile, transport, python)
         if fp is None:
-            raise BenchbotError(f"{profile.name}: installed, but {why}")
+            raise BenchbotError(f"{why} (after installing)")
         if not fp.get("runtime") or not fp.get("numpy"):
             problem = fp.get("runtime_error") or fp.get("numpy_error") or "the runtime cannot be imported"
             raise BenchbotError(f"{profile.name}: installed, but the agent cannot use it: {problem}")

@@ -111,6 +111,14 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
 }
 
 
+def location(profile: Profile) -> str:
+    """Where a device is reached, for listings: never more than host, port and user."""
+    if profile.transport == "ssh":
+        ssh = profile.ssh
+        return f"ssh {ssh.user + '@' if ssh.user else ''}{ssh.host}{':' + str(ssh.port) if ssh.port else ''}"
+    return {"local": "this machine", "qemu": "QEMU arm64 guest on 127.0.0.1"}.get(profile.transport, profile.transport)
+
+
 def profile_dirs() -> list[Path]:
     """Where profiles are looked up, first match wins: $BENCHBOT_PROFILES, ./device_profiles, the repo's."""
     dirs: list[Path] = []

@@ -8,7 +8,6 @@ cell that fails (or whose runtime crashes) takes only itself.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from typing import Any
 
 from benchbot import agent as agent_module
 from benchbot.errors import BenchbotError
+from benchbot.models.catalog import sha256_file
 from benchbot.plan import Cell, Plan
 from benchbot.profiles import Profile
 from benchbot.progress import Progress
@@ -236,18 +236,14 @@ class Runner:
                 pass
             self.progress.update(name, state="interrupted" if self.stop.is_set() else "done", phase="")
 
-    def _python(self, profile: Profile, transport: Transport) -> str:
-        if profile.python:
-            return transport.expand_user(profile.python)
-        return sys.executable if profile.transport == "local" else "python3"
-
     def _device_cells(self, profile: Profile, transport: Transport, cells: list[Cell]) -> None:
         name = profile.name
-        python = self._python(profile, transport)
-        agent_remote = transport.push(AGENT_PATH, _sha256(AGENT_PATH))
-        fingerprint = self._hello(profile, transport, python, agent_remote)
-        if fingerprint is None:
-            return self._fail_all(cells, self._hello_error)
+        python = device_python(profile, transport)
+        agent_remote = push_agent(transport)
+        fingerprint, problem = agent_hello(profile, transport, python, agent_remote)
+        problem = problem or runtime_problem(profile, fingerprint)
+        if fingerprint is None or problem:
+            return self._fail_all(cells, problem)
         self.writer.log("device", device=name, fingerprint=fingerprint)
         idle = self._temperature(transport, python, agent_remote) if profile.cooldown_max_s > 0 else None
         for index, cell in enumerate(cells):
@@ -261,30 +257,6 @@ class Runner:
                 self._fail_all(cells[index + 1:], f"not run: {outcome.reason}")
                 self.progress.update(name, state="failed")
                 return
-
-    _hello_error = ""
-
-    def _hello(self, profile: Profile, transport: Transport, python: str, agent: str) -> dict[str, Any] | None:
-        lines: list[str] = []
-        result = transport.run([python, agent, "hello", profile.runtime], b"", lines.append,
-                               deadline_s=60 * min(profile.time_scale, 10))
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("event") == "hello":
-                fp = event.get("fingerprint", {})
-                if not fp.get("runtime"):
-                    self._hello_error = f"{profile.name}: {fp.get('runtime_error', 'no TFLite runtime')}"
-                    return None
-                if not fp.get("numpy"):
-                    self._hello_error = f"{profile.name}: numpy cannot be imported ({fp.get('numpy_error')})"
-                    return None
-                return fp
-        tail = result.stderr_tail.strip().splitlines()[-1:] or ["no output"]
-        self._hello_error = f"{profile.name}: the agent did not start with {python} ({tail[0]})"
-        return None
 
     def _temperature(self, transport: Transport, python: str, agent: str) -> float | None:
         lines: list[str] = []
@@ -332,7 +304,7 @@ class Runner:
         eval_remote = None
         if cell.eval_path:
             eval_file = Path(cell.eval_path)
-            eval_remote = transport.push(eval_file, _sha256(eval_file))
+            eval_remote = transport.push(eval_file, sha256_file(eval_file))
         writer = self.writer.cell_writer(cell)
         stream = _CellStream(writer, self.progress, profile.name)
         job = self._job(profile, cell, model, eval_remote, deadline)
@@ -367,5 +339,46 @@ def _deadline_override() -> float | None:
     return value
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def device_python(profile: Profile, transport: Transport) -> str:
+    """The interpreter that runs the agent on the device: the profile's, else this one (local) or python3."""
+    if profile.python:
+        return transport.expand_user(profile.python)
+    return sys.executable if profile.transport == "local" else "python3"
+
+
+def push_agent(transport: Transport) -> str:
+    """Put the agent on the device (content-addressed: sent once) and return its path there."""
+    return transport.push(AGENT_PATH, sha256_file(AGENT_PATH))
+
+
+def agent_hello(profile: Profile, transport: Transport, python: str, agent: str
+                ) -> tuple[dict[str, Any] | None, str]:
+    """The agent's fingerprint of the device, or None and why the agent did not answer.
+
+    Devices run in parallel, so the reason is returned, never kept on shared state.
+    """
+    lines: list[str] = []
+    result = transport.run([python, agent, "hello", profile.runtime], b"", lines.append,
+                           deadline_s=60 * min(max(profile.time_scale, 1.0), 10.0))
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "hello":
+            return event.get("fingerprint") or {}, ""
+    if result.timed_out:
+        return None, f"{profile.name}: the agent did not answer within its deadline with {python}"
+    tail = [ln for ln in result.stderr_tail.strip().splitlines() if ln.strip()][-1:] or ["no output"]
+    return None, f"{profile.name}: the agent did not start with {python} ({tail[0].strip()})"
+
+
+def runtime_problem(profile: Profile, fingerprint: dict[str, Any] | None) -> str:
+    """Why cells cannot run with this fingerprint (no TFLite runtime, no numpy), or "" when they can."""
+    if not fingerprint:
+        return ""
+    if not fingerprint.get("runtime"):
+        return f"{profile.name}: {fingerprint.get('runtime_error', 'no TFLite runtime')}"
+    if not fingerprint.get("numpy"):
+        return f"{profile.name}: numpy cannot be imported ({fingerprint.get('numpy_error')})"
+    return ""
