@@ -36,8 +36,9 @@ import sys
 import threading
 import time
 
-AGENT_VERSION = "1"
-PROTOCOL = 1
+AGENT_VERSION = "2"
+#: The host's benchbot/protocol.py has the same number; the host checks it in `hello`.
+PROTOCOL = 2
 
 _write_lock = threading.Lock()
 
@@ -521,22 +522,42 @@ class CellError(Exception):
         self.kind = kind
 
 
+JOB_FIELDS = (
+    "cell_id", "repetition", "model_path", "eval_path", "threads", "xnnpack", "batch", "runtime",
+    "warmup_runs", "warmup_seconds", "min_runs", "min_seconds", "max_seconds", "seed",
+    "telemetry_interval_s", "eval_max_seconds", "deadline_s", "chunk", "flush_seconds", "protocol",
+)
+
+
+def check_job(job):
+    """The host sends every field (its defaults are the only ones); a missing one means mismatched versions."""
+    if not isinstance(job, dict):
+        raise CellError("job", "the job on stdin is not a JSON object")
+    missing = [name for name in JOB_FIELDS if name not in job]
+    if missing:
+        raise CellError("job", "the job lacks %s: the host's benchbot and this agent differ in version"
+                        % ", ".join(missing))
+    if job["protocol"] != PROTOCOL:
+        raise CellError("job", "the job is protocol %s but this agent speaks %s" % (job["protocol"], PROTOCOL))
+
+
 def run_cell(job):
     import numpy as np
 
-    cell_id = job.get("cell_id", "cell")
-    threads = int(job.get("threads", 1))
-    batch = int(job.get("batch", 1))
-    warmup_runs = int(job.get("warmup_runs", 1))
-    warmup_s = float(job.get("warmup_seconds", 0.5))
-    min_runs = int(job.get("min_runs", 50))
-    min_s = float(job.get("min_seconds", 1.0))
-    max_s = float(job.get("max_seconds", 150.0))
-    chunk = int(job.get("chunk", 1000))
-    flush_s = float(job.get("flush_seconds", 1.0))
+    check_job(job)
+    cell_id = job["cell_id"]
+    threads = int(job["threads"])
+    batch = int(job["batch"])
+    warmup_runs = int(job["warmup_runs"])
+    warmup_s = float(job["warmup_seconds"])
+    min_runs = int(job["min_runs"])
+    min_s = float(job["min_seconds"])
+    max_s = float(job["max_seconds"])
+    chunk = int(job["chunk"])
+    flush_s = float(job["flush_seconds"])
 
     try:
-        runtime, runtime_version, Interpreter, OpResolverType = load_runtime(job.get("runtime", "auto"))
+        runtime, runtime_version, Interpreter, OpResolverType = load_runtime(job["runtime"])
     except RuntimeError as exc:
         raise CellError("runtime", str(exc))
 
@@ -544,12 +565,12 @@ def run_cell(job):
     if not os.path.isfile(model_path):
         raise CellError("model", "model file %s does not exist on the device" % model_path)
     kwargs = {"model_path": model_path, "num_threads": threads}
-    if not job.get("xnnpack", True):
+    if not job["xnnpack"]:
         if OpResolverType is None:
             raise CellError("option", "%s %s cannot turn XNNPACK off" % (runtime, runtime_version))
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
-    sampler = Sampler(float(job.get("telemetry_interval_s", 0.1)))
+    sampler = Sampler(float(job["telemetry_interval_s"]))
     throttled_before = read_throttled()
     vc_temp_start = read_vc_temp()
     emit("telemetry", **sampler.read_once())
@@ -576,10 +597,11 @@ def run_cell(job):
         emit(
             "cell_start",
             cell_id=cell_id,
+            repetition=job["repetition"],
             runtime=runtime,
             runtime_version=runtime_version,
             threads=threads,
-            xnnpack=bool(job.get("xnnpack", True)),
+            xnnpack=bool(job["xnnpack"]),
             batch=batch,
             model_size=os.path.getsize(model_path),
             inputs=[describe(d) for d in input_details],
@@ -587,7 +609,7 @@ def run_cell(job):
             pid=os.getpid(),
         )
 
-        rng = np.random.default_rng(int(job.get("seed", 0)))
+        rng = np.random.default_rng(int(job["seed"]))
         feeds = [(d["index"], random_input(np, rng, d, tuple(d["shape"]))) for d in input_details]
         for index, value in feeds:
             interpreter.set_tensor(index, value)
@@ -611,6 +633,7 @@ def run_cell(job):
 
     end = {
         "cell_id": cell_id,
+        "repetition": job["repetition"],
         "warmup_runs": warm["runs"],
         "warmup_ns": warm["wall_ns"],
         "loop_runs": loop["runs"],
@@ -624,7 +647,7 @@ def run_cell(job):
         "vc_temp_end_c": read_vc_temp(),
         "telemetry_readings": sampler.readings,
     }
-    if job.get("eval_path"):
+    if job["eval_path"]:
         try:
             run_accuracy(np, interpreter, job["eval_path"], input_details, output_details, batch, job)
         except CellError as exc:
@@ -677,8 +700,6 @@ def run_accuracy(np, interpreter, eval_path, input_details, output_details, batc
     if len(input_details) != 1:
         raise CellError("eval", "eval sets are supported for single-input models only")
     detail, out = input_details[0], output_details[0]
-    limit = int(job.get("eval_limit", 0)) or len(xs)
-    xs, labels = xs[:limit], labels[:limit]
     expected = tuple(int(d) for d in detail["shape"][1:])
     if tuple(xs.shape[1:]) != expected:
         raise CellError(
@@ -702,7 +723,7 @@ def run_accuracy(np, interpreter, eval_path, input_details, output_details, batc
         raise CellError("eval", "eval labels must be in 0..%d for this model, found %d" % (classes - 1, bad[0]))
     predictions = []
     t0 = time.perf_counter_ns()
-    budget_ns = int(float(job.get("eval_max_seconds", 600)) * 1e9)
+    budget_ns = int(float(job["eval_max_seconds"]) * 1e9)
     for start in range(0, len(xs), batch):
         if time.perf_counter_ns() - t0 > budget_ns:  # slow (emulated) devices evaluate a prefix
             break
@@ -771,9 +792,15 @@ def main(argv=None):
     except ValueError as exc:
         emit("error", kind="job", message="the job on stdin is not JSON: %s" % exc, fatal=True)
         return 2
+    if not isinstance(job, dict):
+        job = {"job": job}  # check_job refuses it below, with a line the host can store
     if job.get("deadline_s"):
         _deadline(float(job["deadline_s"]))
-    emit("hello", protocol=PROTOCOL, pid=os.getpid(), fingerprint=fingerprint(job.get("runtime", "auto")))
+    # The full fingerprint was taken once per device by `hello`; a repetition says only what can differ
+    # between processes (reading it all again costs ~40 ms per repetition).
+    emit("hello", protocol=PROTOCOL, pid=os.getpid(),
+         fingerprint={"arch": platform.machine(), "python": platform.python_version(), "agent_version": AGENT_VERSION,
+                      "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")})
     try:
         run_cell(job)
     except CellError as exc:

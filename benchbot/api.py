@@ -29,13 +29,14 @@ class RunRequest:
     threads: list[int] | None = None
     batches: list[int] | None = None
     xnnpack: list[bool] = field(default_factory=lambda: [True])
-    warmup_runs: int = 10
-    warmup_seconds: float = 0.5
-    min_runs: int = 100
-    min_seconds: float = 1.0
-    max_seconds: float = 60.0
+    warmup_runs: int = Settings.warmup_runs
+    warmup_seconds: float = Settings.warmup_seconds
+    min_runs: int = Settings.min_runs
+    min_seconds: float = Settings.min_seconds
+    max_seconds: float = Settings.max_seconds
     telemetry_ms: int | None = None
-    seed: int = 0
+    repetitions: int | None = None  # None: each device profile's own
+    seed: int = Settings.seed
     accuracy: bool = True
     interleave: bool = True
     resume: str | None = None
@@ -76,7 +77,7 @@ def execute(request: RunRequest, transport_factory: Callable[[Profile], Transpor
         settings = Settings(
             warmup_runs=request.warmup_runs, warmup_seconds=request.warmup_seconds, min_runs=request.min_runs,
             min_seconds=request.min_seconds, max_seconds=request.max_seconds, seed=request.seed,
-            accuracy=request.accuracy, telemetry_interval_ms=request.telemetry_ms,
+            accuracy=request.accuracy, telemetry_interval_ms=request.telemetry_ms, repetitions=request.repetitions,
         )
         settings.validate()
         validate_axes(request.threads, request.batches)
@@ -85,7 +86,7 @@ def execute(request: RunRequest, transport_factory: Callable[[Profile], Transpor
         plan = build_plan(devices, families, settings, threads=request.threads, xnnpack=request.xnnpack,
                           batches=request.batches, interleave=request.interleave)
         writer = RunWriter.create(root, plan, request.argv)
-        todo = plan.cells
+        todo = plan.units
     progress = make_progress(request.quiet)
     runner = Runner(plan, writer, progress, transport_factory)
     try:
@@ -106,14 +107,15 @@ def _resume(request: RunRequest, root: Path) -> tuple[Plan, RunWriter, list]:
         if device_info[name].get("emulated") and not profile.emulated:
             profile = qemu_twin(profile)
         devices.append(profile)
-    todo = [c for c in run.cells if run.status(c.key) != "ok"]
+    todo = run.units_todo()
     if not todo:
         raise BenchbotError(f"run {run.run_id} is already complete; nothing to resume")
-    for cell in todo:
-        if not Path(cell.model_path).is_file():
-            raise BenchbotError(f"cannot resume: model file {cell.model_path} of cell {cell.key} is gone")
-    writer.log("resume", cells=[c.key for c in todo])
-    return Plan(devices=devices, cells=run.cells, settings=settings), writer, todo
+    for unit in todo:
+        if not Path(unit.cell.model_path).is_file():
+            raise BenchbotError(f"cannot resume: model file {unit.cell.model_path} of cell {unit.cell.key} is gone")
+    writer.log("resume", units=[[u.cell.key, u.repetition] for u in todo])
+    meta = {"interleave": run.manifest["plan"].get("interleave", True)}
+    return Plan(devices=devices, cells=run.cells, settings=settings, meta=meta), writer, todo
 
 
 def report_runs(
@@ -127,6 +129,7 @@ def report_runs(
     sections: list[Any] | None = None,
     cell_plots: bool | str = "auto",
     plot_formats: tuple[str, ...] = ("png", "svg"),
+    max_accuracy_drop: float = 1.0,
 ) -> list[Path]:
     """Print or export the summary of one or more runs; write plots under each run's folder.
 
@@ -157,7 +160,7 @@ def report_runs(
         run = load_run(r, root)
         if all(run.folder.resolve() != other.folder.resolve() for other in loaded):
             loaded.append(run)
-    data = build_report(loaded, baseline)
+    data = build_report(loaded, baseline, max_accuracy_drop)
     written: list[Path] = []
     plot_files: list[Any] = []
     scratch = None

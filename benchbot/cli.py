@@ -18,6 +18,7 @@ import click
 
 from benchbot import __version__
 from benchbot.errors import BenchbotError, PartialRun
+from benchbot.plan import Settings
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,16 +69,25 @@ def main() -> None:
 @click.option("--batch", default=None, help="Batch sizes to sweep where the model allows resizing [default: 1].")
 @click.option("--xnnpack", type=click.Choice(["on", "off", "both"]), default="on", show_default=True,
               help="XNNPACK delegate on, off (builtin kernels only) or both as an axis.")
-@click.option("--warmup-runs", type=int, default=10, show_default=True, help="Untimed warmup inferences (at least).")
-@click.option("--warmup-seconds", type=float, default=0.5, show_default=True, help="Warmup duration (at least).")
-@click.option("--min-runs", type=int, default=100, show_default=True, help="Timed inferences per cell (at least).")
-@click.option("--min-seconds", type=float, default=1.0, show_default=True, help="Timed loop duration (at least).")
-@click.option("--max-seconds", type=float, default=60.0, show_default=True, help="The timed loop stops here.")
+@click.option("--repetitions", type=int, default=None,
+              help="Agent processes per cell, interleaved in shuffled rounds [default: each profile's, 5].")
+@click.option("--warmup-runs", type=int, default=Settings.warmup_runs, show_default=True,
+              help="Untimed warmup inferences per repetition (at least).")
+@click.option("--warmup-seconds", type=float, default=Settings.warmup_seconds, show_default=True,
+              help="Warmup duration per repetition (at least).")
+@click.option("--min-runs", type=int, default=Settings.min_runs, show_default=True,
+              help="Timed inferences per repetition (at least).")
+@click.option("--min-seconds", type=float, default=Settings.min_seconds, show_default=True,
+              help="Timed loop duration per repetition (at least).")
+@click.option("--max-seconds", type=float, default=Settings.max_seconds, show_default=True,
+              help="A repetition's timed loop stops here.")
 @click.option("--telemetry-ms", type=int, default=None, help="Telemetry interval [default: each profile's, 100].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random model inputs.")
+@click.option("--seed", type=int, default=Settings.seed, show_default=True,
+              help="Seed of the random model inputs and of the shuffled order.")
 @click.option("--no-accuracy", is_flag=True, help="Skip the eval-set accuracy pass after timing.")
 @click.option("--order", type=click.Choice(["interleaved", "sequential"]), default="interleaved", show_default=True,
-              help="Cell order on a device: variants rotated (interleaved) or grouped.")
+              help="Interleaved: each round runs one repetition of every cell, shuffled; sequential: a cell's "
+                   "repetitions back to back.")
 @click.option("--resume", "resume", default=None, metavar="RUN_ID",
               help="Run only the cells of RUN_ID that did not complete, adding them to that run.")
 @click.option("--local", "rehearse", is_flag=True,
@@ -98,18 +108,20 @@ def run(**opts: Any) -> None:
         xnnpack={"on": [True], "off": [False], "both": [True, False]}[opts["xnnpack"]],
         warmup_runs=opts["warmup_runs"], warmup_seconds=opts["warmup_seconds"],
         min_runs=opts["min_runs"], min_seconds=opts["min_seconds"], max_seconds=opts["max_seconds"],
-        telemetry_ms=opts["telemetry_ms"], seed=opts["seed"], accuracy=not opts["no_accuracy"],
+        telemetry_ms=opts["telemetry_ms"], repetitions=opts["repetitions"], seed=opts["seed"],
+        accuracy=not opts["no_accuracy"],
         interleave=opts["order"] == "interleaved", resume=opts["resume"], rehearse=opts["rehearse"],
         results=opts["results"], quiet=opts["quiet"], argv=sys.argv[1:],
     )
     outcome = execute(request)
     ok = len(outcome.outcomes) - len(outcome.failed)
-    click.echo(f"run {outcome.run_id}: {ok} of {len(outcome.outcomes)} cells ok, stored in {outcome.folder}", err=True)
+    click.echo(f"run {outcome.run_id}: {ok} of {len(outcome.outcomes)} repetitions ok, stored in {outcome.folder}",
+               err=True)
     if outcome.interrupted:
         raise BenchbotError(f"interrupted; continue with: benchbot run --resume {outcome.run_id}")
     if outcome.failed:
         for failure in outcome.failed:
-            click.echo(f"  failed: {failure.cell.device} {failure.cell.label()}: {failure.reason}", err=True)
+            click.echo(f"  failed: {failure.cell.device} {failure.label()}: {failure.reason}", err=True)
         raise PartialRun(f"the run is partial; rerun the failed cells with: benchbot run --resume {outcome.run_id}")
 
 
@@ -122,6 +134,9 @@ def run(**opts: Any) -> None:
               help="Write the export to this file instead of stdout (html: default <run>/report.html).")
 @click.option("--baseline", default="fastest", show_default=True, metavar="fastest|VARIANT",
               help="What the relative column compares against, within each device x model x threads.")
+@click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True, metavar="POINTS",
+              help="Accuracy budget of the answer at the top: the smallest variant within this many points of "
+                   "the family's baseline.")
 @click.option("--no-plots", is_flag=True, help="Do not write plot files.")
 @click.option("--cell-plots", type=click.Choice(["auto", "all", "none"]), default="auto", show_default=True,
               help="Per-cell telemetry timelines in plots/cells/: auto draws up to 48 per run (flagged first).")
@@ -130,22 +145,23 @@ def run(**opts: Any) -> None:
               help="File format of the per-device plots (cell timelines are PNG unless svg is asked for).")
 @results_option
 @friendly
-def report(runs: tuple[str, ...], fmt: str, output: str | None, baseline: str, no_plots: bool, cell_plots: str,
-           no_cell_plots: bool, plot_format: str, results: str | None) -> None:
+def report(runs: tuple[str, ...], fmt: str, output: str | None, baseline: str, max_accuracy_drop: float,
+           no_plots: bool, cell_plots: str, no_cell_plots: bool, plot_format: str, results: str | None) -> None:
     """Show runs (default: the latest) as tables, grouped by device, and write their plots."""
     from benchbot.api import report_runs
 
     formats = {"png": ("png",), "svg": ("svg",), "both": ("png", "svg")}[plot_format]
     report_runs(list(runs) or [None], fmt=fmt, output=Path(output) if output else None, plots=not no_plots,
                 results=results, baseline=baseline, cell_plots="none" if no_cell_plots else cell_plots,
-                plot_formats=formats)
+                plot_formats=formats, max_accuracy_drop=max_accuracy_drop)
 
 
 @main.command()
 @click.argument("run_a", metavar="RUN_A")
 @click.argument("run_b", metavar="RUN_B")
 @click.option("--factor", type=float, default=1.05, show_default=True,
-              help="A cell is slower (or faster) only when B/A is beyond this factor and p < 0.01.")
+              help="A cell is slower (or faster) only when the 95 % interval of B/A, from the repetitions, lies "
+                   "wholly beyond this factor.")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "json"]), default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write to this file instead.")
 @results_option
@@ -158,7 +174,7 @@ def compare(run_a: str, run_b: str, factor: float, fmt: str, output: str | None,
                           results=results)
     if result.slower:
         click.echo(f"benchbot: {len(result.slower)} cell(s) significantly slower in {result.run_b} than in "
-                   f"{result.run_a} (p < {result.alpha}, beyond ×{factor:g})", err=True)
+                   f"{result.run_a} (95 % interval of B/A wholly beyond ×{factor:g})", err=True)
         sys.exit(1)
 
 

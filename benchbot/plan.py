@@ -1,13 +1,19 @@
-"""The plan of a run: every cell (device x model x variant x threads x XNNPACK x batch) and its order.
+"""The plan of a run: every cell (device x model x variant x threads x XNNPACK x batch), its
+repetitions, and the order in which a device runs them.
 
-Within a device the variants of a model are interleaved in a balanced rotation,
-so no variant always runs first (on a cool chip) or last (on a hot one).
+A cell is measured as K repetitions, each a fresh agent process: samples from one
+process share its memory layout and its stretch of the device's time, so the
+process, not the sample, is the unit that varies from run to run. On a device the
+repetitions run in rounds; each round runs every cell once, in a seeded shuffled
+order (Google Benchmark's random interleaving), so slow drift of the device spreads
+over all cells instead of landing on one.
 """
 
 from __future__ import annotations
 
+import random
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from benchbot.errors import BenchbotError
@@ -17,16 +23,21 @@ from benchbot.profiles import Profile
 
 @dataclass(frozen=True)
 class Settings:
-    """How each cell is timed; the same for every cell of a run."""
+    """How each repetition of a cell is timed; the same for every cell of a run.
 
-    warmup_runs: int = 10
-    warmup_seconds: float = 0.5
-    min_runs: int = 100
-    min_seconds: float = 1.0
+    These are the host's only defaults: the CLI, the library and the agent's job take them from here.
+    Warmup and loop limits apply to each repetition (one agent process).
+    """
+
+    warmup_runs: int = 5
+    warmup_seconds: float = 0.1
+    min_runs: int = 20
+    min_seconds: float = 0.2
     max_seconds: float = 60.0
     seed: int = 0
     accuracy: bool = True
     telemetry_interval_ms: int | None = None  # None: each profile's own
+    repetitions: int | None = None  # None: each profile's own
 
     def validate(self) -> None:
         checks = [
@@ -38,6 +49,7 @@ class Settings:
             (self.max_seconds >= self.min_seconds, "--max-seconds must not be less than --min-seconds"),
             (self.telemetry_interval_ms is None or self.telemetry_interval_ms >= 10,
              "--telemetry-ms must be at least 10"),
+            (self.repetitions is None or 1 <= self.repetitions <= 1000, "--repetitions must be 1 to 1000"),
         ]
         for ok, message in checks:
             if not ok:
@@ -59,10 +71,22 @@ class Cell:
     eval_path: str | None
     baseline: str | None
     order: int = 0
+    repetitions: int = 1  # runs stored before repetitions existed have one
 
     def label(self) -> str:
         extra = ("" if self.xnnpack else " no-xnnpack") + (f" batch {self.batch}" if self.batch != 1 else "")
         return f"{self.model}/{self.variant} t{self.threads}{extra}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One repetition of one cell: what one agent process measures."""
+
+    cell: Cell
+    repetition: int  # 1-based
+
+    def label(self) -> str:
+        return f"{self.cell.label()} rep {self.repetition}/{self.cell.repetitions}"
 
 
 @dataclass
@@ -75,12 +99,39 @@ class Plan:
     def cells_for(self, device: str) -> list[Cell]:
         return sorted((c for c in self.cells if c.device == device), key=lambda c: c.order)
 
+    def units_for(self, device: str) -> list[Unit]:
+        """The device's repetitions in the order they run: round by round, each round shuffled."""
+        return schedule(self.cells_for(device), self.settings.seed, device, bool(self.meta.get("interleave", True)))
+
+    @property
+    def units(self) -> list[Unit]:
+        return [u for p in self.devices for u in self.units_for(p.name)]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "settings": asdict(self.settings),
             "cells": [asdict(c) for c in sorted(self.cells, key=lambda c: (c.device, c.order))],
             **self.meta,
         }
+
+
+def schedule(cells: list[Cell], seed: int, device: str, interleave: bool = True) -> list[Unit]:
+    """Round r runs repetition r of every cell that has one, in an order shuffled per round.
+
+    The shuffle is seeded by the run's seed, the device and the round, so a resumed run (and a
+    reader of the manifest) gets the same order. With `interleave` off (`--order sequential`)
+    every repetition of a cell runs back to back, cells in plan order: what drift then does to
+    one cell is what interleaving prevents.
+    """
+    if not interleave:
+        return [Unit(c, r) for c in cells for r in range(1, c.repetitions + 1)]
+    rounds = max((c.repetitions for c in cells), default=0)
+    units: list[Unit] = []
+    for r in range(1, rounds + 1):
+        members = [c for c in cells if c.repetitions >= r]
+        random.Random(f"{seed}/{device}/{r}").shuffle(members)
+        units.extend(Unit(c, r) for c in members)
+    return units
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -109,7 +160,10 @@ def build_plan(
     batches: list[int] | None = None,
     interleave: bool = True,
 ) -> Plan:
-    """Expand devices x models x variants x threads x XNNPACK x batch into ordered cells."""
+    """Expand devices x models x variants x threads x XNNPACK x batch into ordered cells.
+
+    Each cell gets the run's repetitions, or its device profile's when the run sets none.
+    """
     settings.validate()
     validate_axes(threads, batches)
     xnn_axis = xnnpack or [True]
@@ -134,13 +188,14 @@ def build_plan(
                                 model_sha256=v.sha256, model_size=v.size,
                                 eval_path=str(v.eval_path) if v.eval_path and settings.accuracy else None,
                                 baseline=v.baseline,
+                                repetitions=settings.repetitions or profile.repetitions,
                             ))
                         groups.append(group)
         ordered = interleaved(groups) if interleave else [c for g in groups for c in g]
         cells.extend(_with_order(ordered))
     if not cells:
         raise BenchbotError("the plan is empty: no model variant matched")
-    return Plan(devices=list(devices), cells=cells, settings=settings)
+    return Plan(devices=list(devices), cells=cells, settings=settings, meta={"interleave": interleave})
 
 
 def validate_axes(threads: list[int] | None, batches: list[int] | None) -> None:
@@ -161,8 +216,6 @@ def interleaved(groups: list[list[Cell]]) -> list[Cell]:
 
 
 def _with_order(cells: list[Cell]) -> list[Cell]:
-    from dataclasses import replace
-
     return [replace(c, order=i) for i, c in enumerate(cells)]
 
 

@@ -55,6 +55,7 @@ class Profile:
     workdir: str = "~/.cache/benchbot"
     runtime: str = "auto"
     threads: tuple[int, ...] = (1,)
+    repetitions: int = 5
     cooldown_max_s: float = 0.0
     cooldown_margin_c: float = 3.0
     telemetry_interval_ms: int = 100
@@ -97,6 +98,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     },
     "bench": {
         "threads": (list, "a list of thread counts >= 1, e.g. [1, 4]"),
+        "repetitions": (int, "a count 1-1000 of agent processes per cell"),
         "cooldown_max_s": ((int, float), "seconds >= 0"),
         "cooldown_margin_c": ((int, float), "degrees >= 0"),
     },
@@ -188,6 +190,9 @@ def profile_from_dict(data: dict[str, Any], default_name: str, path: Path | None
     threads_raw = get("bench", "threads", [1])
     if not threads_raw or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in threads_raw):
         raise fail("bench.threads", f"must be a non-empty list of thread counts >= 1, got {threads_raw!r}")
+    repetitions = get("bench", "repetitions", 5)
+    if not 1 <= repetitions <= 1000:
+        raise fail("bench.repetitions", f"must be between 1 and 1000, got {repetitions}")
     interval = get("telemetry", "interval_ms", 100)
     if interval < 10:
         raise fail("telemetry.interval_ms", f"must be at least 10, got {interval}")
@@ -239,6 +244,7 @@ def profile_from_dict(data: dict[str, Any], default_name: str, path: Path | None
         workdir=get("device", "workdir", "~/.cache/benchbot"),
         runtime=runtime,
         threads=tuple(threads_raw),
+        repetitions=int(repetitions),
         cooldown_max_s=float(get("bench", "cooldown_max_s", 0.0)),
         cooldown_margin_c=float(get("bench", "cooldown_margin_c", 3.0)),
         telemetry_interval_ms=int(interval),

@@ -88,9 +88,9 @@ class PlainProgress(_Base):
         state = self.devices[device]
         if outcome.status == "ok":
             p50 = f", p50 {outcome.p50_ms:.3f} ms" if outcome.p50_ms is not None else ""
-            self._print(f"[{device}] {state.done}/{state.total} {outcome.cell.label()}: ok in {outcome.wall_s:.1f} s{p50}")
+            self._print(f"[{device}] {state.done}/{state.total} {outcome.label()}: ok in {outcome.wall_s:.1f} s{p50}")
         else:
-            self._print(f"[{device}] {state.done}/{state.total} {outcome.cell.label()}: {outcome.status}: {outcome.reason}")
+            self._print(f"[{device}] {state.done}/{state.total} {outcome.label()}: {outcome.status}: {outcome.reason}")
 
 
 class RichProgress(_Base):
@@ -111,8 +111,8 @@ class RichProgress(_Base):
 
         table = Table(title=f"benchbot run  {time.monotonic() - getattr(self, 'started', time.monotonic()):.0f} s",
                       title_justify="left", expand=False)
-        for column in ("device", "cells", "state", "cell", "runs", "s", "last p50 ms", "temp °C"):
-            table.add_column(column, justify="right" if column in ("cells", "runs", "s", "last p50 ms", "temp °C")
+        for column in ("device", "repetitions", "state", "cell", "runs", "s", "cell p50 ms", "temp °C"):
+            table.add_column(column, justify="right" if column in ("repetitions", "runs", "s", "cell p50 ms", "temp °C")
                              else "left", no_wrap=column == "cell")
         with self.lock:
             for d in self.devices.values():
@@ -128,7 +128,7 @@ class RichProgress(_Base):
     def cell_done(self, device: str, outcome: Any) -> None:
         super().cell_done(device, outcome)
         if outcome.status != "ok":
-            self.console.print(f"[red]{device}: {outcome.cell.label()}: {outcome.reason}[/]")
+            self.console.print(f"[red]{device}: {outcome.label()}: {outcome.reason}[/]")
 
     def close(self) -> None:
         self.live.stop()

@@ -1,14 +1,14 @@
-"""Runs a plan: one thread per device, cells strictly one after another on each device.
+"""Runs a plan: one thread per device, repetitions strictly one after another on each device.
 
 The runner pushes the agent and the models through the device's transport,
-starts one agent process per cell, and streams every line it prints into the
-store as it arrives. A device that fails takes only its own cells with it; a
-cell that fails (or whose runtime crashes) takes only itself.
+starts one agent process per repetition of a cell (in the plan's shuffled rounds),
+and streams every line it prints into the store as it arrives. A device that fails
+takes only its own cells with it; a repetition that fails (or whose runtime
+crashes) takes only itself.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchbot import agent as agent_module
+from benchbot import protocol
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import sha256_file
-from benchbot.plan import Cell, Plan
+from benchbot.plan import Cell, Plan, Unit
 from benchbot.profiles import Profile
 from benchbot.progress import Progress
 from benchbot.store import CellWriter, RunWriter
@@ -34,12 +37,18 @@ AGENT_PATH = Path(agent_module.__file__).resolve()
 
 @dataclass
 class CellOutcome:
+    """What happened to one repetition of a cell (one agent process)."""
+
     cell: Cell
     status: str  # ok | failed | incomplete
     reason: str | None = None
     wall_s: float = 0.0
     loop_s: float = 0.0
-    p50_ms: float | None = None
+    p50_ms: float | None = None  # the cell's median so far, over all its repetitions
+    repetition: int = 1
+
+    def label(self) -> str:
+        return Unit(self.cell, self.repetition).label()
 
 
 @dataclass
@@ -56,50 +65,56 @@ class RunOutcome:
 
 
 class _CellStream:
-    """Parses agent lines for one cell: stores each, and keeps what the runner needs to decide."""
+    """Parses agent lines for one repetition: stores each, and keeps what the runner needs to decide.
 
-    def __init__(self, writer: CellWriter, progress: Progress, device: str) -> None:
+    `cell_loop_ns` holds the loop latencies of the cell's earlier repetitions (and gets this one's), so
+    the progress shows the cell's median so far, not the median of the last chunk.
+    """
+
+    def __init__(self, writer: CellWriter, progress: Progress, device: str, cell_loop_ns: list[np.ndarray]) -> None:
         self.writer = writer
         self.progress = progress
         self.device = device
         self.fatal_error: str | None = None
         self.ended: dict[str, Any] | None = None
         self.fingerprint: dict[str, Any] | None = None
+        self.hello: dict[str, Any] | None = None
         self.runs = 0
         self.started = time.monotonic()
-        self.last_p50: float | None = None
+        self.cell_loop_ns = cell_loop_ns
+        self.p50_ms: float | None = _median_ms(cell_loop_ns)
         self.noise: list[str] = []
 
     def __call__(self, line: str) -> None:
-        line = line.strip()
-        if not line:
+        if not line.strip():
             return
-        try:
-            event = json.loads(line)
-            if not isinstance(event, dict) or "event" not in event:
-                raise ValueError
-        except ValueError:  # something printed by a library on the device; keep it, it may explain a crash
-            self.noise.append(line[:500])
-            self.writer.write_event({"event": "stdout", "source": "device", "text": line[:2000]})
+        event = protocol.parse_line(line)
+        if event is None:  # something printed by a library on the device; keep it, it may explain a crash
+            self.noise.append(line.strip()[:500])
+            self.writer.write_event({"event": "stdout", "source": "device", "text": line.strip()[:2000]})
             return
         self.writer.write_event(event)
         kind = event["event"]
         if kind == "samples" and event.get("phase") == "loop":
-            values = sorted(event["latency_ns"])
-            if values:
-                self.last_p50 = values[len(values) // 2] / 1e6
+            self.cell_loop_ns.append(np.asarray(event["latency_ns"], dtype=np.int64))
+            self.p50_ms = _median_ms(self.cell_loop_ns)
             self.runs += len(event["latency_ns"])
-            self.progress.update(self.device, runs=self.runs, p50_ms=self.last_p50, phase="loop")
+            self.progress.update(self.device, runs=self.runs, p50_ms=self.p50_ms, phase="loop")
         elif kind == "telemetry":
             temps = event.get("temps_c") or {}
             self.progress.update(self.device, seconds=time.monotonic() - self.started, phase=event.get("phase", ""),
                                  **({"temp_c": max(temps.values())} if temps else {}))
         elif kind == "hello":
+            self.hello = event
             self.fingerprint = event.get("fingerprint")
         elif kind == "error" and event.get("fatal", True):
             self.fatal_error = event.get("message") or "the agent reported an error"
         elif kind == "cell_end":
             self.ended = event
+
+
+def _median_ms(chunks: list[np.ndarray]) -> float | None:
+    return float(np.median(np.concatenate(chunks))) / 1e6 if chunks and any(len(c) for c in chunks) else None
 
 
 def _signal_name(code: int) -> str:
@@ -155,18 +170,20 @@ class Runner:
         self.deadline_override = _deadline_override()
 
     # ------------------------------------------------------------------ public
-    def run(self, cells: list[Cell] | None = None) -> RunOutcome:
-        todo = cells if cells is not None else self.plan.cells
-        by_device = {p.name: [c for c in self.plan.cells_for(p.name) if c in todo] for p in self.plan.devices}
+    def run(self, units: list[Unit] | None = None) -> RunOutcome:
+        """Run these repetitions (default: the whole plan), each device's in the plan's order."""
+        todo = set(units) if units is not None else None
+        by_device = {p.name: [u for u in self.plan.units_for(p.name) if todo is None or u in todo]
+                     for p in self.plan.devices}
         threads = []
         for profile in self.plan.devices:
             if not by_device[profile.name]:
                 continue
-            self.progress.add_device(profile.name, len(by_device[profile.name]))
+            self.progress.add_device(profile.name, len(by_device[profile.name]))  # one count per repetition
             thread = threading.Thread(target=self._device_main, args=(profile, by_device[profile.name]),
                                       name=f"device-{profile.name}", daemon=True)
             threads.append(thread)
-        self.writer.log("run_start", cells=[c.key for c in todo])
+        self.writer.log("run_start", units=[[u.cell.key, u.repetition] for d in by_device.values() for u in d])
         for thread in threads:
             thread.start()
         try:
@@ -197,17 +214,18 @@ class Runner:
     def _record(self, outcome: CellOutcome) -> None:
         with self._lock:
             self.outcome.outcomes.append(outcome)
-        self.writer.log("cell", key=outcome.cell.key, status=outcome.status, reason=outcome.reason)
+        self.writer.log("cell", key=outcome.cell.key, repetition=outcome.repetition, status=outcome.status,
+                        reason=outcome.reason)
         self.progress.cell_done(outcome.cell.device, outcome)
 
-    def _fail_all(self, cells: list[Cell], reason: str) -> None:
-        for cell in cells:
-            writer = self.writer.cell_writer(cell)
+    def _fail_all(self, units: list[Unit], reason: str) -> None:
+        for unit in units:
+            writer = self.writer.cell_writer(unit)
             writer.note("outcome", status="failed", reason=reason)
             writer.close()
-            self._record(CellOutcome(cell, "failed", reason))
+            self._record(CellOutcome(unit.cell, "failed", reason, repetition=unit.repetition))
 
-    def _device_main(self, profile: Profile, cells: list[Cell]) -> None:
+    def _device_main(self, profile: Profile, units: list[Unit]) -> None:
         name = profile.name
         self.progress.update(name, state="connecting")
         try:
@@ -217,17 +235,18 @@ class Runner:
             transport.open()
         except TransportError as exc:
             self.progress.update(name, state="failed", cell=str(exc))
-            self._fail_all(cells, str(exc))
+            self._fail_all(units, str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - one device's surprise must not stop the others
             self.progress.update(name, state="failed")
-            self._fail_all(cells, f"{name}: {type(exc).__name__}: {exc}")
+            self._fail_all(units, f"{name}: {type(exc).__name__}: {exc}")
             return
         try:
-            self._device_cells(profile, transport, cells)
+            self._device_cells(profile, transport, units)
         except TransportError as exc:
-            done = {o.cell.key for o in self.outcome.outcomes}
-            self._fail_all([c for c in cells if c.key not in done], str(exc))
+            with self._lock:
+                done = {(o.cell.key, o.repetition) for o in self.outcome.outcomes}
+            self._fail_all([u for u in units if (u.cell.key, u.repetition) not in done], str(exc))
         finally:
             self.outcome.bytes_sent[name] = transport.bytes_sent
             try:
@@ -236,40 +255,44 @@ class Runner:
                 pass
             self.progress.update(name, state="interrupted" if self.stop.is_set() else "done", phase="")
 
-    def _device_cells(self, profile: Profile, transport: Transport, cells: list[Cell]) -> None:
+    def _device_cells(self, profile: Profile, transport: Transport, units: list[Unit]) -> None:
         name = profile.name
         python = device_python(profile, transport)
         agent_remote = push_agent(transport)
         fingerprint, problem = agent_hello(profile, transport, python, agent_remote)
         problem = problem or runtime_problem(profile, fingerprint)
         if fingerprint is None or problem:
-            return self._fail_all(cells, problem)
+            return self._fail_all(units, problem)
         self.writer.log("device", device=name, fingerprint=fingerprint)
         idle = self._temperature(transport, python, agent_remote) if profile.cooldown_max_s > 0 else None
-        for index, cell in enumerate(cells):
+        pushed: dict[str, tuple[str, str | None]] = {}
+        loops: dict[str, list[np.ndarray]] = {}
+        for index, unit in enumerate(units):
             if self.stop.is_set():
                 return
             if index and idle is not None:
                 self._cooldown(profile, transport, python, agent_remote, idle)
-            outcome, device_lost = self._run_cell(profile, transport, python, agent_remote, cell)
+            if unit.cell.key not in pushed:
+                self.progress.update(profile.name, state="pushing", cell=unit.label(), runs=0, seconds=0.0)
+                pushed[unit.cell.key] = self._push_cell(transport, unit.cell)
+            model, eval_remote = pushed[unit.cell.key]
+            outcome, device_lost = self._run_cell(profile, transport, python, agent_remote, unit, model,
+                                                  eval_remote, loops.setdefault(unit.cell.key, []))
             self._record(outcome)
             if device_lost:
-                self._fail_all(cells[index + 1:], f"not run: {outcome.reason}")
+                self._fail_all(units[index + 1:], f"not run: {outcome.reason}")
                 self.progress.update(name, state="failed")
                 return
 
     def _temperature(self, transport: Transport, python: str, agent: str) -> float | None:
         lines: list[str] = []
         transport.run([python, agent, "temp"], b"", lines.append, deadline_s=30)
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            temps = event.get("temps_c") or {}
-            values = list(temps.values()) + ([event["vc_temp_c"]] if event.get("vc_temp_c") else [])
-            return max(values) if values else None
-        return None
+        event = protocol.first_event(lines, "temp")
+        if event is None:
+            return None
+        temps = event.get("temps_c") or {}
+        values = list(temps.values()) + ([event["vc_temp_c"]] if event.get("vc_temp_c") else [])
+        return max(values) if values else None
 
     def _cooldown(self, profile: Profile, transport: Transport, python: str, agent: str, idle: float) -> None:
         """Wait until the device is back near its idle temperature, or the profile's limit passes."""
@@ -281,48 +304,63 @@ class Runner:
                 return
             self.stop.wait(self.cooldown_poll_s)
 
-    def _job(self, profile: Profile, cell: Cell, model: str, eval_path: str | None, deadline: float) -> dict:
+    def _job(self, profile: Profile, unit: Unit, model: str, eval_path: str | None, deadline: float
+             ) -> protocol.Job:
         s = self.plan.settings
+        cell = unit.cell
         interval = s.telemetry_interval_ms or profile.telemetry_interval_ms
-        return {
-            "cell_id": cell.key, "model_path": model, "eval_path": eval_path, "threads": cell.threads,
-            "xnnpack": cell.xnnpack, "batch": cell.batch, "runtime": profile.runtime,
-            "warmup_runs": s.warmup_runs, "warmup_seconds": s.warmup_seconds, "min_runs": s.min_runs,
-            "min_seconds": s.min_seconds, "max_seconds": s.max_seconds, "seed": s.seed,
-            "telemetry_interval_s": interval / 1000.0, "eval_max_seconds": s.max_seconds,
-            "deadline_s": deadline,
-        }
+        return protocol.Job(
+            cell_id=cell.key, repetition=unit.repetition, model_path=model,
+            # the eval set is a property of the model, not of the process: measured once, in the first repetition
+            eval_path=eval_path if unit.repetition == 1 else None,
+            threads=cell.threads, xnnpack=cell.xnnpack, batch=cell.batch, runtime=profile.runtime,
+            warmup_runs=s.warmup_runs, warmup_seconds=s.warmup_seconds, min_runs=s.min_runs,
+            min_seconds=s.min_seconds, max_seconds=s.max_seconds, seed=s.seed,
+            telemetry_interval_s=interval / 1000.0, eval_max_seconds=s.max_seconds, deadline_s=deadline,
+        )
 
-    def _run_cell(
-        self, profile: Profile, transport: Transport, python: str, agent: str, cell: Cell
-    ) -> tuple[CellOutcome, bool]:
-        s = self.plan.settings
-        startup = 30.0 * min(profile.time_scale, 20.0)
-        deadline = self.deadline_override or startup + s.warmup_seconds + 3 * s.max_seconds + 30.0
-        self.progress.update(profile.name, state="pushing", cell=cell.label(), runs=0, seconds=0.0, p50_ms=None)
+    def _push_cell(self, transport: Transport, cell: Cell) -> tuple[str, str | None]:
+        """Put a cell's model (and eval set) on the device once; every repetition uses them."""
         model = transport.push(Path(cell.model_path), cell.model_sha256)
         eval_remote = None
         if cell.eval_path:
             eval_file = Path(cell.eval_path)
             eval_remote = transport.push(eval_file, sha256_file(eval_file))
-        writer = self.writer.cell_writer(cell)
-        stream = _CellStream(writer, self.progress, profile.name)
-        job = self._job(profile, cell, model, eval_remote, deadline)
+        return model, eval_remote
+
+    def _run_cell(
+        self, profile: Profile, transport: Transport, python: str, agent: str, unit: Unit, model: str,
+        eval_remote: str | None, cell_loop_ns: list[np.ndarray],
+    ) -> tuple[CellOutcome, bool]:
+        s = self.plan.settings
+        cell = unit.cell
+        startup = 30.0 * min(profile.time_scale, 20.0)
+        deadline = self.deadline_override or startup + s.warmup_seconds + 3 * s.max_seconds + 30.0
+        self.progress.update(profile.name, state="starting", cell=unit.label(), runs=0, seconds=0.0,
+                             p50_ms=_median_ms(cell_loop_ns))
+        writer = self.writer.cell_writer(unit)
+        stream = _CellStream(writer, self.progress, profile.name, cell_loop_ns)
+        job = self._job(profile, unit, model, eval_remote, deadline)
         self.progress.update(profile.name, state="running", phase="init")
         begin = time.monotonic()
         try:
             grace = min(15.0, deadline / 4)  # the agent stops itself at `deadline`; kill it if it cannot
-            result = transport.run([python, agent, "run"], json.dumps(job).encode(), stream, deadline_s=deadline + grace)
+            result = transport.run([python, agent, "run"], job.to_wire(), stream, deadline_s=deadline + grace)
         finally:
             wall = time.monotonic() - begin
         status, reason, lost = classify(stream, result, deadline)
         if status == "incomplete" and stream.ended is not None:
             status, reason = "ok", None
+        if status == "ok" and stream.hello is not None:
+            try:
+                protocol.check_hello(stream.hello, profile.name)
+            except protocol.ProtocolError as exc:
+                status, reason = "failed", str(exc)
         loop_s = (stream.ended or {}).get("loop_ns", 0) / 1e9
         writer.note("outcome", status=status, reason=reason, wall_s=wall, returncode=result.returncode,
                     stderr_tail=result.stderr_tail[-2000:] if status != "ok" else "")
         writer.close()
-        return CellOutcome(cell, status, reason, wall, loop_s, stream.last_p50), lost
+        return CellOutcome(cell, status, reason, wall, loop_s, stream.p50_ms, unit.repetition), lost
 
 
 def _deadline_override() -> float | None:
@@ -360,13 +398,13 @@ def agent_hello(profile: Profile, transport: Transport, python: str, agent: str
     lines: list[str] = []
     result = transport.run([python, agent, "hello", profile.runtime], b"", lines.append,
                            deadline_s=60 * min(max(profile.time_scale, 1.0), 10.0))
-    for line in lines:
+    hello = protocol.first_event(lines, "hello")
+    if hello is not None:
         try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("event") == "hello":
-            return event.get("fingerprint") or {}, ""
+            protocol.check_hello(hello, profile.name)
+        except protocol.ProtocolError as exc:
+            return None, str(exc)
+        return hello.get("fingerprint") or {}, ""
     if result.timed_out:
         return None, f"{profile.name}: the agent did not answer within its deadline with {python}"
     tail = [ln for ln in result.stderr_tail.strip().splitlines() if ln.strip()][-1:] or ["no output"]

@@ -1,16 +1,26 @@
-"""Statistics of one benchmark cell: pure functions over arrays, no I/O.
+"""Statistics of benchmark cells: pure functions over arrays, no I/O.
 
-Percentiles use numpy's default linear interpolation. The median's confidence
-interval is distribution-free (order statistics of a Binomial(n, 1/2)), since
-latencies are skewed and rarely normal.
+Two levels, kept apart on purpose:
+
+- Within one repetition (one agent process): percentiles (numpy's linear
+  interpolation) and a distribution-free interval of the median from order
+  statistics. Thousands of latencies from one process are not independent draws
+  of what the next run will show (they share its memory layout and its stretch of
+  the device's time), so this interval is only ever labelled "within-run".
+- Across repetitions: each repetition is summarised by its median, and a cell's
+  headline latency, its interval and every comparison between cells or runs are
+  computed from those K values (t-based, on the log scale, since latencies are
+  positive and ratios are what people read).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats as sps
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -19,15 +29,14 @@ MIN_SAMPLES_FOR = {50: 6, 90: 36, 95: 72, 99: 368}
 
 UNSTABLE_CV = 0.10
 UNSTABLE_DRIFT = 0.10
+#: A cell whose repetitions' medians vary more than this (coefficient of variation) is flagged unstable.
+UNSTABLE_REP_CV = 0.10
+CONFIDENCE = 0.95
 
 
 def binomial_cdf(n: int, p: float = 0.5) -> np.ndarray:
-    """P(X <= k) for k = 0..n, X ~ Binomial(n, p), built from log-space pmf ratios (exact, O(n))."""
-    k = np.arange(1, n + 1, dtype=float)
-    log_pmf = np.empty(n + 1)
-    log_pmf[0] = n * math.log1p(-p)
-    log_pmf[1:] = log_pmf[0] + np.cumsum(np.log((n - k + 1) / k)) + k * math.log(p / (1 - p))
-    return np.minimum(np.cumsum(np.exp(log_pmf)), 1.0)
+    """P(X <= k) for k = 0..n, X ~ Binomial(n, p)."""
+    return np.asarray(sps.binom.cdf(np.arange(n + 1), n, p), dtype=float)
 
 
 def quantile_ci_ranks(n: int, q: float = 0.5, confidence: float = 0.95) -> tuple[int, int] | None:
@@ -127,14 +136,79 @@ def throughput(runs: int, wall_ns: int, batch: int = 1) -> float | None:
     return runs * batch / (wall_ns / 1e9)
 
 
-def ratio_ci(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray,
-    confidence: float = 0.95,
-) -> tuple[float, float, float] | None:
-    """Ratio of medians b/a with a conservative interval from the two median intervals."""
-    ca, cb = median_ci(a, confidence), median_ci(b, confidence)
-    ma, mb = float(np.median(a)), float(np.median(b))
-    if ca is None or cb is None or ma <= 0 or ca[0] <= 0:
+@dataclass(frozen=True)
+class RepetitionEstimate:
+    """A cell's headline latency from its repetitions, and the interval the next run should fall in."""
+
+    value: float            # geometric mean of the repetitions' medians
+    lo: float | None        # 95 % prediction interval of the next run's value (None: fewer than 2 repetitions)
+    hi: float | None
+    k: int                  # repetitions
+    cv: float | None        # spread of the repetitions' medians (sd of their logs ~ coefficient of variation)
+
+
+def _logs(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    data = np.asarray(values, dtype=float)
+    data = data[np.isfinite(data)]
+    if data.size and data.min() <= 0:
+        raise ValueError("latencies must be positive")
+    return np.log(data)
+
+
+def next_run_interval(rep_medians: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE
+                      ) -> RepetitionEstimate | None:
+    """Headline and prediction interval from K repetition medians.
+
+    The next run of the same plan reports the geometric mean of K new repetition medians, so the
+    interval is the textbook prediction interval for a future mean of K values on the log scale:
+    mean ± t(K-1) · s · sqrt(1/K + 1/K). Unlike a confidence interval of the mean it does not
+    shrink to nothing as K grows: it says where the next run lands, which is what a reader of a
+    benchmark table assumes. None without any repetition; no interval with one.
+    """
+    logs = _logs(rep_medians)
+    k = int(logs.size)
+    if k == 0:
         return None
-    return mb / ma, cb[0] / ca[1], cb[1] / ca[0]
+    center = float(logs.mean())
+    if k < 2:
+        return RepetitionEstimate(math.exp(center), None, None, k, None)
+    sd = float(logs.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, k - 1)) * sd * math.sqrt(2.0 / k)
+    return RepetitionEstimate(math.exp(center), math.exp(center - half), math.exp(center + half), k, sd)
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """b / a from the repetition medians of two cells: Welch's t on their logs."""
+
+    ratio: float            # ratio of geometric means
+    lo: float | None        # confidence interval of the ratio (None: a side has fewer than 2 repetitions)
+    hi: float | None
+    p_value: float | None   # two-sided, H0: same typical latency
+
+    @property
+    def tie(self) -> bool:
+        """The interval holds 1: the difference is inside the noise (or cannot be told without repetitions)."""
+        return self.lo is None or self.hi is None or self.lo <= 1.0 <= self.hi
+
+
+def ratio_of_repetitions(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
+                         confidence: float = CONFIDENCE) -> RatioEstimate | None:
+    """Ratio b/a of two cells from their per-repetition medians, with an interval and a p-value.
+
+    Welch's two-sample t-test (scipy.stats.ttest_ind, unequal variances) on the log medians:
+    the difference of the log means is the log of the ratio of geometric means. Repetitions, not
+    samples, are the unit, so thousands of correlated samples cannot fake significance.
+    """
+    la, lb = _logs(a), _logs(b)
+    if la.size == 0 or lb.size == 0:
+        return None
+    ratio = math.exp(float(lb.mean() - la.mean()))
+    if la.size < 2 or lb.size < 2:
+        return RatioEstimate(ratio, None, None, None)
+    if float(la.std(ddof=1)) == 0.0 and float(lb.std(ddof=1)) == 0.0:  # no spread at all: t is undefined
+        same = math.isclose(ratio, 1.0)
+        return RatioEstimate(ratio, ratio, ratio, 1.0 if same else 0.0)
+    test = sps.ttest_ind(lb, la, equal_var=False)
+    ci = test.confidence_interval(confidence)
+    return RatioEstimate(ratio, math.exp(float(ci.low)), math.exp(float(ci.high)), float(test.pvalue))

@@ -3,9 +3,14 @@
 Layout of `results/<run-id>/`:
     manifest.json                   plan, settings, benchbot version, host; written once
     log.jsonl                       run events: device fingerprints, cell outcomes, run end
-    cells/<cell-key>/<attempt>/     one folder per attempt at a cell (resume adds attempts)
+    cells/<cell-key>/rep<r>/<attempt>/
+                                    one folder per attempt at repetition r of a cell (one agent
+                                    process each; resume adds attempts)
         events.jsonl                every agent line but samples, as it arrived
         samples.csv                 phase,start_ns,latency_ns: every single latency
+
+Format 1 (before repetitions) kept attempts directly in `cells/<cell-key>/<attempt>/`;
+they load as repetition 1 of a one-repetition cell.
     summary.csv                     derived; rewritten by `benchbot report`
 
 Everything measured is appended and flushed line by line as it arrives, so a run
@@ -22,6 +27,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +35,10 @@ import pandas as pd
 
 from benchbot import __version__
 from benchbot.errors import BenchbotError
-from benchbot.plan import Cell, Plan
+from benchbot.plan import Cell, Plan, Unit
 
 FORMAT = "benchbot-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def results_root(path: str | os.PathLike[str] | None = None) -> Path:
@@ -110,13 +116,14 @@ class RunWriter:
         with self._lock:
             _append_line(self.folder / "log.jsonl", json.dumps(fields))
 
-    def cell_writer(self, cell: Cell) -> CellWriter:
-        base = self.folder / "cells" / cell.key
+    def cell_writer(self, unit: Unit) -> CellWriter:
+        """A new attempt folder for one repetition of a cell (never an existing one)."""
+        base = self.folder / "cells" / unit.cell.key / f"rep{unit.repetition}"
         base.mkdir(parents=True, exist_ok=True)
         attempt = 1 + max((int(p.name) for p in base.iterdir() if p.name.isdigit()), default=0)
         folder = base / str(attempt)
         folder.mkdir()
-        return CellWriter(folder, cell, attempt)
+        return CellWriter(folder, unit.cell, attempt, unit.repetition)
 
 
 def _profile_summary(profile: Any) -> dict[str, Any]:
@@ -133,10 +140,11 @@ def _profile_summary(profile: Any) -> dict[str, Any]:
 class CellWriter:
     """Persists one attempt at a cell, line by line, as the agent's events arrive."""
 
-    def __init__(self, folder: Path, cell: Cell, attempt: int) -> None:
+    def __init__(self, folder: Path, cell: Cell, attempt: int, repetition: int = 1) -> None:
         self.folder = folder
         self.cell = cell
         self.attempt = attempt
+        self.repetition = repetition
         self.events = open(folder / "events.jsonl", "a", encoding="utf-8")
         self.samples = open(folder / "samples.csv", "a", encoding="utf-8")
         self.samples.write("phase,start_ns,latency_ns\n")
@@ -224,10 +232,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class CellAttempt:
+    """One agent process's record: an attempt at one repetition of a cell."""
+
     cell: Cell
     attempt: int
     folder: Path
     events: list[dict[str, Any]]
+    repetition: int = 1
     _samples: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def first(self, name: str) -> dict[str, Any] | None:
@@ -289,16 +300,20 @@ class Run:
     def run_id(self) -> str:
         return self.manifest["run_id"]
 
-    @property
+    @cached_property
     def cells(self) -> list[Cell]:
         from benchbot.plan import cell_from_json
 
         return [cell_from_json(c) for c in self.manifest["plan"]["cells"]]
 
+    @cached_property
+    def _planned(self) -> dict[str, int]:
+        return {c.key: c.repetitions for c in self.cells}
+
     @property
     def complete(self) -> bool:
         ended = any(e.get("event") == "run_end" for e in self.log)
-        return ended and all(self.best(c.key) is not None and self.best(c.key).status == "ok" for c in self.cells)
+        return ended and all(self.status(c.key) == "ok" for c in self.cells)
 
     @property
     def fingerprints(self) -> dict[str, dict[str, Any]]:
@@ -308,16 +323,45 @@ class Run:
                 out[event["device"]] = event["fingerprint"]
         return out
 
+    def repetitions(self, key: str) -> dict[int, CellAttempt]:
+        """Per repetition of a cell that was attempted: its latest successful attempt, else its latest."""
+        out: dict[int, CellAttempt] = {}
+        for rep in sorted({a.repetition for a in self.attempts.get(key, [])}):
+            attempts = [a for a in self.attempts[key] if a.repetition == rep]
+            ok = [a for a in attempts if a.status == "ok"]
+            out[rep] = (ok or attempts)[-1]
+        return out
+
     def best(self, key: str) -> CellAttempt | None:
-        """The latest successful attempt at a cell, else its latest attempt."""
+        """The cell's representative attempt (accuracy, timelines): its first successful repetition, else
+        its latest attempt."""
+        reps = self.repetitions(key)
+        ok = [a for a in reps.values() if a.status == "ok"]
+        if ok:
+            return ok[0]
         attempts = self.attempts.get(key, [])
-        ok = [a for a in attempts if a.status == "ok"]
-        chosen = ok or attempts
-        return chosen[-1] if chosen else None
+        return attempts[-1] if attempts else None
 
     def status(self, key: str) -> str:
-        attempt = self.best(key)
-        return attempt.status if attempt else "pending"
+        """ok (every planned repetition ok), failed (none ok, one failed), incomplete or pending."""
+        planned = self._planned.get(key, 1)
+        statuses = [a.status for rep, a in self.repetitions(key).items() if rep <= planned]
+        if not statuses:
+            return "pending"
+        if len(statuses) >= planned and all(s == "ok" for s in statuses):
+            return "ok"
+        if "ok" not in statuses and "failed" in statuses:
+            return "failed"
+        return "incomplete"
+
+    def units_todo(self) -> list[Unit]:
+        """Every planned repetition without a successful attempt: what `--resume` runs."""
+        todo = []
+        for cell in self.cells:
+            reps = self.repetitions(cell.key)
+            todo += [Unit(cell, r) for r in range(1, cell.repetitions + 1)
+                     if r not in reps or reps[r].status != "ok"]
+        return todo
 
     @property
     def samples(self) -> pd.DataFrame:
@@ -334,6 +378,15 @@ class Run:
 
             self._cache["telemetry"] = telemetry_frame(self)
         return self._cache["telemetry"]
+
+    @property
+    def repetition_summary(self) -> pd.DataFrame:
+        """One row per repetition (agent process) of every cell: what `summary` aggregates."""
+        if "repetition_summary" not in self._cache:
+            from benchbot.summary import repetition_frame
+
+            self._cache["repetition_summary"] = repetition_frame(self)
+        return self._cache["repetition_summary"]
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -359,7 +412,16 @@ def load_run(run: str | os.PathLike[str] | None = None, results: str | os.PathLi
         base = folder / "cells" / cell.key
         found = []
         if base.is_dir():
-            for sub in sorted((p for p in base.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
-                found.append(CellAttempt(cell, int(sub.name), sub, read_jsonl(sub / "events.jsonl")))
+            for rep, rep_folder in _repetition_folders(base):
+                for sub in sorted((p for p in rep_folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
+                    found.append(CellAttempt(cell, int(sub.name), sub, read_jsonl(sub / "events.jsonl"), rep))
         attempts[cell.key] = found
     return Run(folder, manifest, attempts, read_jsonl(folder / "log.jsonl"))
+
+
+def _repetition_folders(base: Path) -> list[tuple[int, Path]]:
+    """(repetition, folder holding its attempts) of a cell folder; format 1 kept attempts in the cell folder."""
+    reps = [(int(p.name[3:]), p) for p in base.iterdir() if p.name.startswith("rep") and p.name[3:].isdigit()]
+    if any(p.name.isdigit() for p in base.iterdir()):
+        reps.append((1, base))
+    return sorted(reps, key=lambda item: item[0])

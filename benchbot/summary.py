@@ -1,7 +1,9 @@
-"""From a stored run to tidy DataFrames: samples, telemetry and the per-cell summary.
+"""From a stored run to tidy DataFrames: samples, telemetry, repetitions and the per-cell summary.
 
 This is where the agent's raw events meet `stats`; everything here is derived
-and can be recomputed from the store at any time.
+and can be recomputed from the store at any time. A cell's headline latency and
+its interval come from its repetitions (one agent process each), never from
+pooling thousands of samples of one process as if they were independent.
 """
 
 from __future__ import annotations
@@ -18,26 +20,28 @@ if TYPE_CHECKING:
     from benchbot.store import CellAttempt, Run
 
 CELL_COLUMNS = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch"]
-FLAGS = ("unstable", "throttled", "emulated", "few-samples", "incomplete", "failed")
+FLAGS = ("unstable", "throttled", "emulated", "few-samples", "one-repetition", "incomplete", "failed")
 
 
 def _cell_columns(run: Run, attempt: CellAttempt) -> dict[str, Any]:
     c = attempt.cell
     return {"run_id": run.run_id, "device": c.device, "model": c.model, "variant": c.variant,
-            "threads": c.threads, "xnnpack": c.xnnpack, "batch": c.batch}
+            "threads": c.threads, "xnnpack": c.xnnpack, "batch": c.batch, "repetition": attempt.repetition}
+
+
+def _attempts(run: Run) -> list[CellAttempt]:
+    """The best attempt of every repetition of every cell, in plan order."""
+    return [a for cell in run.cells for a in run.repetitions(cell.key).values()]
 
 
 def samples_frame(run: Run) -> pd.DataFrame:
-    """Every latency of the best attempt of every cell, in ms, in the order measured.
+    """Every latency of every repetition of every cell (its best attempt), in ms, in the order measured.
 
-    The cell columns are expanded once from a per-row cell number, with run_id, device, model and
+    The cell columns are expanded once from a per-row owner number, with run_id, device, model and
     variant as categoricals: 2 million samples take ~110 MB instead of ~500 MB at peak, and group faster.
     """
     parts, owners, order, cells = [], [], [], []
-    for cell in run.cells:
-        attempt = run.best(cell.key)
-        if attempt is None:
-            continue
+    for attempt in _attempts(run):
         frame = attempt.samples()
         if frame.empty:
             continue
@@ -45,13 +49,13 @@ def samples_frame(run: Run) -> pd.DataFrame:
         owners.append(np.full(len(frame), len(cells), dtype=np.int32))
         order.append(frame.groupby("phase", observed=True).cumcount().to_numpy())
         cells.append(_cell_columns(run, attempt))
-    columns = CELL_COLUMNS + ["phase", "i", "start_ns", "latency_ns", "latency_ms"]
+    columns = CELL_COLUMNS + ["repetition", "phase", "i", "start_ns", "latency_ns", "latency_ms"]
     if not parts:
         return pd.DataFrame(columns=columns)
     owner = np.concatenate(owners)
     del owners
     data: dict[str, Any] = {}
-    for name in CELL_COLUMNS:
+    for name in CELL_COLUMNS + ["repetition"]:
         values = [c[name] for c in cells]
         if name in ("run_id", "device", "model", "variant"):
             labels = pd.Categorical(values)
@@ -91,16 +95,13 @@ def _telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
 
 
 def telemetry_frame(run: Run) -> pd.DataFrame:
-    """Background telemetry of every cell; t_s is seconds from the start of the timed loop."""
+    """Background telemetry of every repetition of every cell; t_s is seconds from the start of its timed loop."""
     frames = []
-    for cell in run.cells:
-        attempt = run.best(cell.key)
-        if attempt is None:
-            continue
+    for attempt in _attempts(run):
         rows = _telemetry_rows(attempt)
         if rows:
             frames.append(pd.DataFrame(rows).assign(**_cell_columns(run, attempt)))
-    columns = CELL_COLUMNS + ["phase", "t_s", "cpu_pct", "proc_cpu_pct", "rss_mb", "rss_peak_mb",
+    columns = CELL_COLUMNS + ["repetition", "phase", "t_s", "cpu_pct", "proc_cpu_pct", "rss_mb", "rss_peak_mb",
                               "mem_available_mb", "temp_c", "freq_min_mhz", "freq_max_mhz", "temps_c"]
     if not frames:
         return pd.DataFrame(columns=columns)
@@ -112,11 +113,15 @@ def _mb(value: float | None) -> float | None:
 
 
 def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str, Any]:
-    """One row of the summary table: statistics, resources and validity flags of a cell attempt."""
+    """Statistics, resources and validity flags of one repetition (one agent process) of a cell.
+
+    Its p50 interval (`p50_ci_*`) is within-run: about this process's samples only.
+    """
     cell = attempt.cell
     samples = attempt.samples()
     loop = samples[samples["phase"] == "loop"]["latency_ns"].to_numpy() / 1e6
-    row: dict[str, Any] = {"status": attempt.status, "reason": attempt.reason, "attempt": attempt.attempt}
+    row: dict[str, Any] = {"status": attempt.status, "reason": attempt.reason, "attempt": attempt.attempt,
+                           "repetition": attempt.repetition}
     summary = stats.latency_summary(loop)
     for key, value in summary.items():
         row[key if key in ("count", "cv") else f"{key}_ms"] = value
@@ -190,24 +195,130 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
     return row
 
 
+def repetition_frame(run: Run) -> pd.DataFrame:
+    """One row per repetition of every cell (its best attempt): what `summary_frame` aggregates.
+
+    Latency columns here are about one agent process; `p50_ci_lo_ms`/`p50_ci_hi_ms` are its
+    within-run interval, which says nothing about the next run.
+    """
+    rows = []
+    for attempt in _attempts(run):
+        device = run.manifest.get("devices", {}).get(attempt.cell.device, {})
+        row = summarize_attempt(attempt, emulated=bool(device.get("emulated")))
+        rows.append({**_cell_columns(run, attempt), "key": attempt.cell.key, **row})
+    return pd.DataFrame(rows)
+
+
+#: Columns of a repetition that the cell reports as the median over its repetitions.
+_MEDIAN_OVER_REPS = ("init_ms", "first_ms", "warmup_runs", "cpu_mean", "proc_cpu_mean")
+
+
+def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np.ndarray) -> dict[str, Any]:
+    """A cell's row from its repetitions' rows: headline and interval across repetitions, pooled percentiles."""
+    measured = [r for r in cell_reps if r["status"] == "ok" and r.get("p50_ms") is not None]
+    if not measured:  # nothing finished: show the latest repetition's state as it is
+        measured = [r for r in cell_reps if r.get("p50_ms") is not None]
+    first = min(cell_reps, key=lambda r: r["repetition"])
+    row: dict[str, Any] = {"repetitions": planned, "reps_ok": sum(1 for r in cell_reps if r["status"] == "ok")}
+    pooled = stats.latency_summary(pooled_loop_ms)
+    for key, value in pooled.items():  # every percentile but the headline is over the pooled loop samples
+        if key not in ("p50_ci_lo", "p50_ci_hi"):
+            row[key if key in ("count", "cv") else f"{key}_ms"] = value
+    estimate = stats.next_run_interval([r["p50_ms"] for r in measured])
+    row["rep_p50_ms"] = [float(r["p50_ms"]) for r in sorted(measured, key=lambda r: r["repetition"])]
+    row["p50_ms"] = estimate.value if estimate else None
+    row["p50_ci_lo_ms"] = estimate.lo if estimate else None
+    row["p50_ci_hi_ms"] = estimate.hi if estimate else None
+    row["rep_cv"] = estimate.cv if estimate else None
+    drifts = [r["drift"] for r in measured if r.get("drift") is not None]
+    row["drift"] = max(drifts) if drifts else None
+    for key in _MEDIAN_OVER_REPS:
+        values = [r[key] for r in measured if r.get(key) is not None]
+        row[key] = float(np.median(values)) if values else None
+    for key in ("runtime", "runtime_version", "arch", "model_size", "model_sha256"):
+        row[key] = next((r[key] for r in measured if r.get(key) is not None), first.get(key))
+    runs = sum(int(r.get("count") or 0) for r in measured)
+    loop_s = sum(float(r.get("loop_s") or 0.0) for r in measured)
+    batch = cell_reps[0].get("_batch", 1)
+    row["loop_s"] = loop_s or None
+    row["throughput"] = stats.throughput(runs, int(loop_s * 1e9))
+    row["samples_per_s"] = stats.throughput(runs, int(loop_s * 1e9), batch)
+    row["hit_max_seconds"] = any(bool(r.get("hit_max_seconds")) for r in measured)
+    for key, pick in (("peak_rss_mb", max), ("cpu_max", max), ("temp_max_c", max), ("freq_min_mhz", min)):
+        values = [r[key] for r in measured if r.get(key) is not None]
+        row[key] = pick(values) if values else None
+    by_time = sorted(measured, key=lambda r: r.get("_started_ns") or 0)
+    starts = [r["temp_start_c"] for r in by_time if r.get("temp_start_c") is not None]
+    ends = [r["temp_end_c"] for r in by_time if r.get("temp_end_c") is not None]
+    row["temp_start_c"] = starts[0] if starts else None
+    row["temp_end_c"] = ends[-1] if ends else None
+
+    flags = []
+    if estimate and estimate.k >= 2:
+        if estimate.cv is not None and estimate.cv > stats.UNSTABLE_REP_CV:
+            flags.append("unstable")
+    elif measured and "unstable" in str(measured[0].get("flags", "")):
+        flags.append("unstable")  # one repetition: only its own spread and drift can say so
+    if any("throttled" in str(r.get("flags", "")) for r in measured):
+        flags.append("throttled")
+    weak = stats.few_samples(int(pooled_loop_ms.size))
+    if pooled_loop_ms.size and weak:
+        flags.append("few-samples")
+    if estimate and estimate.k == 1 and planned >= 1:
+        flags.append("one-repetition")
+    row["few_samples"] = ",".join(f"p{p}" for p in weak) if pooled_loop_ms.size else ""
+    row["_flags"] = flags
+    return row
+
+
 def summary_frame(run: Run) -> pd.DataFrame:
-    """One row per planned cell (pending ones too), with baseline comparisons filled in."""
+    """One row per planned cell (pending ones too): the headline from its repetitions, baselines filled in.
+
+    `p50_ms` is the geometric mean of the repetitions' medians and `p50_ci_lo_ms`..`p50_ci_hi_ms`
+    the 95 % interval where the next run's p50 should land (`stats.next_run_interval`); `rep_cv` is
+    the spread of the repetitions; the other percentiles pool the loop samples of all repetitions.
+    """
     rows = []
     predictions: dict[str, list[int]] = {}
     for cell in run.cells:
         device = run.manifest.get("devices", {}).get(cell.device, {})
-        attempt = run.best(cell.key)
+        emulated = bool(device.get("emulated"))
         base = {"run_id": run.run_id, "device": cell.device, "model": cell.model, "variant": cell.variant,
                 "threads": cell.threads, "xnnpack": cell.xnnpack, "batch": cell.batch, "key": cell.key,
-                "baseline": cell.baseline, "order": cell.order}
-        if attempt is None:
+                "baseline": cell.baseline, "order": cell.order, "emulated": emulated}
+        reps = run.repetitions(cell.key)
+        if not reps:
             rows.append({**base, "status": "pending", "flags": "incomplete", "model_size": cell.model_size,
-                         "emulated": bool(device.get("emulated"))})
+                         "repetitions": cell.repetitions, "reps_ok": 0})
             continue
-        row = summarize_attempt(attempt, emulated=bool(device.get("emulated")))
-        row["emulated"] = bool(device.get("emulated"))
+        rep_rows, pooled = [], []
+        for attempt in reps.values():
+            rep_row = summarize_attempt(attempt, emulated=emulated)
+            rep_row["_batch"] = cell.batch
+            rep_row["_started_ns"] = (attempt.first("cell_end") or {}).get("loop_start_ns")
+            rep_rows.append(rep_row)
+            if attempt.status == "ok":
+                samples = attempt.samples()
+                pooled.append(samples["latency_ns"].to_numpy()[(samples["phase"] == "loop").to_numpy()] / 1e6)
+        loop_ms = np.concatenate(pooled) if pooled else np.empty(0)
+        row = _aggregate(rep_rows, cell.repetitions, loop_ms)
+        status = run.status(cell.key)
+        failures = [r["reason"] for r in sorted(rep_rows, key=lambda r: r["repetition"])
+                    if r["status"] != "ok" and r.get("reason")]
+        flags = row.pop("_flags")
+        if emulated:
+            flags.append("emulated")
+        if status in ("incomplete", "failed"):
+            flags.append(status)
+        row.update(status=status, reason=failures[0] if failures else None, flags=",".join(flags),
+                   attempt=max(a.attempt for a in reps.values()))
+        attempt = run.best(cell.key)
+        accuracy = attempt.first("accuracy") if attempt else None
+        row["accuracy"] = accuracy.get("accuracy") if accuracy else None
+        row["accuracy_n"] = accuracy.get("n") if accuracy else None
+        errors = [r.get("accuracy_error") for r in rep_rows if r.get("accuracy_error")]
+        row["accuracy_error"] = errors[0] if errors and not accuracy else None
         rows.append({**base, **row})
-        accuracy = attempt.first("accuracy")
         if accuracy and accuracy.get("predictions") is not None:
             predictions[cell.key] = accuracy["predictions"]
     frame = pd.DataFrame(rows)

@@ -1,12 +1,14 @@
-"""Run B against run A, cell by cell: ratio of medians with its interval, a Mann-Whitney U test, a verdict.
+"""Run B against run A, cell by cell, on repetition-level evidence: a ratio with its interval, a verdict.
 
 Cells match on device (real or emulated), model, variant, threads, XNNPACK and
-batch. A cell is "slower" only when both hold: the Mann-Whitney U test on the
-raw loop latencies gives p < 0.01, and the ratio of medians B/A is beyond the
-factor (default 1.05); "faster" symmetrically (B/A below 1/factor). Everything
-else is "not significant". The test is implemented here with numpy (average
-ranks, tie-corrected normal approximation with continuity correction, the same
-as scipy.stats.mannwhitneyu(method="asymptotic")), so benchbot needs no scipy.
+batch. Each cell is summarised by its repetitions' medians (one agent process
+each); the ratio B/A is the ratio of their geometric means, with a 95 % interval
+and p-value from Welch's t-test on the log medians (`stats.ratio_of_repetitions`,
+scipy.stats.ttest_ind). A cell is "slower" only when the whole interval lies above
+the factor (default 1.05): B is slower by more than the factor beyond reasonable
+doubt; "faster" symmetrically (the interval below 1/factor). Everything else is
+"not significant". Thousands of samples from one process cannot fake significance
+here, so identical code on the same machine stays quiet at the default factor.
 """
 
 from __future__ import annotations
@@ -21,61 +23,14 @@ import numpy as np
 from benchbot import stats
 from benchbot.errors import BenchbotError
 from benchbot.report import fmt
-from benchbot.report.data import device_label, fingerprint_line, loop_samples
+from benchbot.report.data import device_label, fingerprint_line, rep_medians
 
 if TYPE_CHECKING:
     from benchbot.store import Run
 
-ALPHA = 0.01
+CONFIDENCE = 0.95
 MATCH = ["device", "emulated", "model", "variant", "threads", "xnnpack", "batch"]
 FINGERPRINT_KEYS = ("model", "cpu", "arch", "cores", "os", "python", "runtime", "runtime_version")
-
-
-# ----------------------------------------------------------------------------- Mann-Whitney U
-
-
-@dataclass(frozen=True)
-class MannWhitney:
-    u: float        # U statistic of the first sample (scipy's `statistic`)
-    z: float        # standardised, continuity-corrected
-    p: float        # two-sided p-value, normal approximation with tie correction
-
-
-def average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """1-based ranks with ties given their average rank, and the size of every tie group."""
-    n = values.size
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    new_group = np.empty(n, dtype=bool)
-    new_group[:1] = True
-    new_group[1:] = ordered[1:] != ordered[:-1]
-    starts = np.flatnonzero(new_group)
-    counts = np.diff(np.append(starts, n))
-    group_rank = starts + (counts + 1) / 2.0          # mean of ranks start+1 .. start+count
-    ranks = np.empty(n, dtype=float)
-    ranks[order] = np.repeat(group_rank, counts)
-    return ranks, counts
-
-
-def mann_whitney_u(x: np.ndarray | list[float], y: np.ndarray | list[float]) -> MannWhitney:
-    """Two-sided Mann-Whitney U test of x against y (large samples: the normal approximation is exact enough)."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    n1, n2 = x.size, y.size
-    if n1 == 0 or n2 == 0:
-        raise ValueError("both samples need at least one value")
-    ranks, ties = average_ranks(np.concatenate([x, y]))
-    n = n1 + n2
-    u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
-    u2 = n1 * n2 - u1
-    mu = n1 * n2 / 2.0
-    tie_term = float(((ties.astype(float) ** 3) - ties).sum())
-    variance = n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
-    if variance <= 0:  # every value identical: no evidence of any difference
-        return MannWhitney(u1, 0.0, 1.0)
-    z = (max(u1, u2) - mu - 0.5) / math.sqrt(variance)
-    p = min(1.0, max(0.0, math.erfc(z / math.sqrt(2.0))))  # 2 * P(Z > z)
-    return MannWhitney(u1, z, p)
 
 
 # ----------------------------------------------------------------------------- comparing runs
@@ -90,15 +45,14 @@ class CellComparison:
     threads: int
     xnnpack: bool
     batch: int
-    n_a: int
-    n_b: int
+    reps_a: int                  # repetitions (agent processes) behind each side
+    reps_b: int
     p50_a_ms: float
     p50_b_ms: float
-    ratio: float                 # median B / median A
-    ratio_ci_lo: float | None
+    ratio: float                 # B / A, ratio of the geometric means of the repetition medians
+    ratio_ci_lo: float | None    # 95 % interval (None: a side has one repetition)
     ratio_ci_hi: float | None
-    u: float
-    p_value: float
+    p_value: float | None        # Welch's t on the log repetition medians
     verdict: str                 # slower, faster, not significant
     flags_a: str = ""
     flags_b: str = ""
@@ -114,7 +68,7 @@ class Comparison:
     run_a: str
     run_b: str
     factor: float
-    alpha: float
+    confidence: float
     cells: list[CellComparison] = field(default_factory=list)
     only_a: list[str] = field(default_factory=list)
     only_b: list[str] = field(default_factory=list)
@@ -130,10 +84,13 @@ class Comparison:
         return [c for c in self.cells if c.verdict == "faster"]
 
 
-def verdict(ratio: float, p: float, factor: float, alpha: float = ALPHA) -> str:
-    if p < alpha and ratio > factor:
+def verdict(lo: float | None, hi: float | None, factor: float) -> str:
+    """slower: the ratio's whole interval is above the factor; faster: below 1/factor; else not significant."""
+    if lo is None or hi is None:
+        return "not significant"
+    if lo > factor:
         return "slower"
-    if p < alpha and ratio < 1.0 / factor:
+    if hi < 1.0 / factor:
         return "faster"
     return "not significant"
 
@@ -154,41 +111,35 @@ def _rows(run: Run) -> dict[tuple, Any]:
     return out
 
 
-def compare(a: Run, b: Run, factor: float = 1.05, alpha: float = ALPHA) -> Comparison:
-    """Match the cells of two runs and judge each one (B against A)."""
+def compare(a: Run, b: Run, factor: float = 1.05, confidence: float = CONFIDENCE) -> Comparison:
+    """Match the cells of two runs and judge each one (B against A) on its repetitions."""
     if not (factor >= 1.0 and math.isfinite(factor)):
         raise BenchbotError(f"--factor must be 1 or more (a ratio such as 1.05), got {factor}")
-    result = Comparison(a.run_id, b.run_id, factor, alpha)
+    result = Comparison(a.run_id, b.run_id, factor, confidence)
     rows_a, rows_b = _rows(a), _rows(b)
-    samples_a, samples_b = loop_samples([a]), loop_samples([b])  # apart: a copied run may share its run id
-
-    def loop_of(samples: dict[tuple, np.ndarray], row: Any) -> np.ndarray:
-        key = (row["run_id"], row["device"], row["model"], row["variant"], row["threads"], row["xnnpack"], row["batch"])
-        return samples.get(key, np.empty(0))
-
     result.only_a = [_label(k) for k in rows_a if k not in rows_b]
     result.only_b = [_label(k) for k in rows_b if k not in rows_a]
     for key, row_a in rows_a.items():
         row_b = rows_b.get(key)
         if row_b is None:
             continue
-        xa, xb = loop_of(samples_a, row_a), loop_of(samples_b, row_b)
-        if xa.size < 6 or xb.size < 6:
-            which = " and ".join(n for n, x in (("A", xa), ("B", xb)) if x.size < 6)
-            result.no_data.append(f"{_label(key)}: too few loop samples in {which} to compare")
+        ma, mb = rep_medians(row_a), rep_medians(row_b)
+        if not ma or not mb:
+            which = " and ".join(n for n, m in (("A", ma), ("B", mb)) if not m)
+            result.no_data.append(f"{_label(key)}: no finished repetition in {which} to compare")
             continue
-        test = mann_whitney_u(xb, xa)
-        ma, mb = float(np.median(xa)), float(np.median(xb))
-        ratio = mb / ma if ma > 0 else math.inf
-        ci = stats.ratio_ci(xa, xb)
+        estimate = stats.ratio_of_repetitions(ma, mb, confidence)
+        assert estimate is not None
         notes = []
         if row_a.get("model_sha256") and row_b.get("model_sha256") and row_a["model_sha256"] != row_b["model_sha256"]:
             notes.append("different model file")
+        if len(ma) < 2 or len(mb) < 2:
+            notes.append("one repetition: no run-to-run evidence")
         result.cells.append(CellComparison(
             device=key[0], emulated=key[1], model=key[2], variant=key[3], threads=int(key[4]), xnnpack=key[5],
-            batch=int(key[6]), n_a=int(xa.size), n_b=int(xb.size), p50_a_ms=ma, p50_b_ms=mb, ratio=ratio,
-            ratio_ci_lo=ci[1] if ci else None, ratio_ci_hi=ci[2] if ci else None, u=test.u, p_value=test.p,
-            verdict=verdict(ratio, test.p, factor, alpha),
+            batch=int(key[6]), reps_a=len(ma), reps_b=len(mb), p50_a_ms=float(row_a["p50_ms"]),
+            p50_b_ms=float(row_b["p50_ms"]), ratio=estimate.ratio, ratio_ci_lo=estimate.lo, ratio_ci_hi=estimate.hi,
+            p_value=estimate.p_value, verdict=verdict(estimate.lo, estimate.hi, factor),
             flags_a=str(row_a.get("flags") or ""), flags_b=str(row_b.get("flags") or ""), note=", ".join(notes),
         ))
     result.notes = _notes(a, b, result)
@@ -217,7 +168,7 @@ def _notes(a: Run, b: Run, result: Comparison) -> list[str]:
 
 # ----------------------------------------------------------------------------- output
 
-HEADERS = ["cell", "n A", "n B", "p50 A ms", "p50 B ms", "B/A", "B/A 95% CI", "p", "verdict", "note"]
+HEADERS = ["cell", "reps A", "reps B", "p50 A ms", "p50 B ms", "B/A", "B/A 95% CI", "p", "verdict", "note"]
 
 
 def display_rows(result: Comparison) -> list[list[str]]:
@@ -227,15 +178,17 @@ def display_rows(result: Comparison) -> list[list[str]]:
         ci = "" if c.ratio_ci_lo is None else fmt.interval(c.ratio_ci_lo, c.ratio_ci_hi, fmt.decimals_for(c.ratio))
         flags = ",".join(sorted({f for f in (c.flags_a + "," + c.flags_b).split(",") if f and f != "emulated"}))
         note = "; ".join(x for x in (c.note, f"flags: {flags}" if flags else "") if x)
-        rows.append([c.label(), str(c.n_a), str(c.n_b), fmt.fixed(c.p50_a_ms, decimals), fmt.fixed(c.p50_b_ms, decimals),
-                     fmt.ratio(c.ratio), ci, fmt.pvalue(c.p_value), c.verdict, note])
+        rows.append([c.label(), str(c.reps_a), str(c.reps_b), fmt.fixed(c.p50_a_ms, decimals),
+                     fmt.fixed(c.p50_b_ms, decimals), fmt.ratio(c.ratio), ci,
+                     "" if c.p_value is None else fmt.pvalue(c.p_value), c.verdict, note])
     return rows
 
 
 def _explain(result: Comparison) -> str:
-    return (f"B/A: ratio of median latencies (above 1: B is slower). Verdict slower/faster needs p < {result.alpha:g} "
-            f"(Mann-Whitney U on every loop latency) and B/A beyond ×{result.factor:g} (or below "
-            f"×{1 / result.factor:.3g}); otherwise not significant.")
+    return (f"B/A: ratio of p50s (above 1: B is slower), from each cell's repetitions: geometric means of their "
+            f"medians, {100 * result.confidence:g} % interval and p from Welch's t on the log medians. Slower: the "
+            f"whole interval above ×{result.factor:g}; faster: below ×{1 / result.factor:.3g}; otherwise not "
+            "significant.")
 
 
 def _summary_line(result: Comparison) -> str:

@@ -28,7 +28,7 @@ CELL_KEY = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch
 #: Variants compared by the relative column share all of these: one run, one device (real or emulated), one model,
 #: one thread count, the same delegate and batch. Emulated cells are never ranked against real hardware.
 RELATIVE_GROUP = ["run_id", "device", "emulated", "model", "threads", "xnnpack", "batch"]
-RELATIVE_COLUMNS = ["rel_baseline", "rel_ratio", "rel_ci_lo", "rel_ci_hi"]
+RELATIVE_COLUMNS = ["rel_baseline", "rel_ratio", "rel_ci_lo", "rel_ci_hi", "rel_p", "rel_tie"]
 
 
 def cell_id(row: Any) -> tuple:
@@ -36,7 +36,8 @@ def cell_id(row: Any) -> tuple:
 
 
 def loop_samples(runs: list[Run]) -> dict[tuple, np.ndarray]:
-    """Loop-phase latencies (ms) of every cell of every run, keyed by CELL_KEY values, in measured order.
+    """Loop-phase latencies (ms) of every cell of every run (all its repetitions, in repetition order),
+    keyed by CELL_KEY values. For distributions; statistics across runs use the repetitions' medians.
 
     Built from each attempt's own (cached) samples rather than by grouping the run-wide frame,
     which halves the peak memory of a report on a large run.
@@ -44,11 +45,11 @@ def loop_samples(runs: list[Run]) -> dict[tuple, np.ndarray]:
     out: dict[tuple, np.ndarray] = {}
     for run in runs:
         for cell in run.cells:
-            attempt = run.best(cell.key)
-            if attempt is None:
-                continue
-            frame = attempt.samples()
-            loop = frame["latency_ns"].to_numpy()[(frame["phase"] == "loop").to_numpy()]
+            parts = []
+            for attempt in run.repetitions(cell.key).values():
+                frame = attempt.samples()
+                parts.append(frame["latency_ns"].to_numpy()[(frame["phase"] == "loop").to_numpy()])
+            loop = np.concatenate(parts) if parts else np.empty(0)
             if loop.size:
                 values = {"run_id": run.run_id, "device": cell.device, "model": cell.model, "variant": cell.variant,
                           "threads": cell.threads, "xnnpack": cell.xnnpack, "batch": cell.batch}
@@ -68,17 +69,27 @@ def _choose_baseline(group: pd.DataFrame, baseline: str) -> Any:
     return match.iloc[0] if not match.empty else None
 
 
-def add_relative_columns(summary: pd.DataFrame, samples: dict[tuple, np.ndarray], baseline: str = "fastest"
-                         ) -> pd.DataFrame:
-    """rel_ratio = p50 of the cell / p50 of the baseline cell of its group, with stats.ratio_ci's interval.
+def rep_medians(row: Any) -> list[float]:
+    """A summary row's per-repetition medians (ms); empty when it has none."""
+    values = row.get("rep_p50_ms") if hasattr(row, "get") else None
+    return list(values) if isinstance(values, (list, tuple, np.ndarray)) else []
 
-    `baseline` is "fastest" (the lowest p50 in each group) or a variant name; groups
+
+def add_relative_columns(summary: pd.DataFrame, samples: dict[tuple, np.ndarray] | None = None,
+                         baseline: str = "fastest") -> pd.DataFrame:
+    """rel_ratio = p50 of the cell / p50 of the baseline cell of its group, from their repetitions.
+
+    The interval and p-value are `stats.ratio_of_repetitions` (Welch's t on the log repetition
+    medians); `rel_tie` is true where that interval holds 1 (or a side has one repetition), so a
+    difference inside the noise is called a tie, never a ranking. Failed and incomplete cells get
+    no ratio. `baseline` is "fastest" (the lowest p50 in each group) or a variant name; groups
     without that variant get no relative value.
     """
     frame = summary.copy()
     for column in RELATIVE_COLUMNS:
-        frame[column] = np.nan if column != "rel_baseline" else None
+        frame[column] = np.nan if column not in ("rel_baseline", "rel_tie") else None
     frame["rel_baseline"] = frame["rel_baseline"].astype(object)
+    frame["rel_tie"] = frame["rel_tie"].astype(object)
     if frame.empty:
         return frame
     if baseline != "fastest" and baseline not in set(frame["variant"]):
@@ -89,19 +100,20 @@ def add_relative_columns(summary: pd.DataFrame, samples: dict[tuple, np.ndarray]
         base = _choose_baseline(group, baseline)
         if base is None:
             continue
-        base_samples = samples.get(cell_id(base))
         for index, row in group.iterrows():
-            if missing(row.get("p50_ms")):
+            if missing(row.get("p50_ms")) or row.get("status") != "ok":
                 continue
             frame.at[index, "rel_baseline"] = base["variant"]
-            frame.at[index, "rel_ratio"] = float(row["p50_ms"]) / float(base["p50_ms"])
-            mine = samples.get(cell_id(row))
             if index == base.name:
-                frame.at[index, "rel_ci_lo"] = frame.at[index, "rel_ci_hi"] = 1.0
-            elif mine is not None and base_samples is not None and mine.size and base_samples.size:
-                ci = stats.ratio_ci(base_samples, mine)
-                if ci is not None:
-                    frame.at[index, "rel_ci_lo"], frame.at[index, "rel_ci_hi"] = ci[1], ci[2]
+                frame.at[index, "rel_ratio"] = frame.at[index, "rel_ci_lo"] = frame.at[index, "rel_ci_hi"] = 1.0
+                continue
+            estimate = stats.ratio_of_repetitions(rep_medians(base), rep_medians(row))
+            frame.at[index, "rel_ratio"] = (estimate.ratio if estimate
+                                            else float(row["p50_ms"]) / float(base["p50_ms"]))
+            frame.at[index, "rel_tie"] = estimate.tie if estimate else True
+            if estimate is not None and estimate.lo is not None:
+                frame.at[index, "rel_ci_lo"], frame.at[index, "rel_ci_hi"] = estimate.lo, estimate.hi
+                frame.at[index, "rel_p"] = estimate.p_value
     return frame
 
 
@@ -136,6 +148,10 @@ class ReportData:
     plot_dir: Path | None = None
     #: The file formats of those plots ("png", "svg").
     plot_formats: tuple[str, ...] = ("png", "svg")
+    #: The short answer per device (benchbot.report.answer), shown at the top of every report.
+    answers: list[Any] = field(default_factory=list)
+    #: The accuracy budget of that answer, in points below the family's baseline.
+    max_accuracy_drop: float = 1.0
 
     @property
     def multi_run(self) -> bool:
@@ -176,15 +192,20 @@ class ReportData:
                  "devices": r.fingerprints} for r in self.runs]
 
 
-def build_report(runs: list[Run], baseline: str = "fastest") -> ReportData:
+def build_report(runs: list[Run], baseline: str = "fastest", max_accuracy_drop: float = 1.0) -> ReportData:
+    from benchbot.report.answer import answers
+
+    if not max_accuracy_drop >= 0:
+        raise BenchbotError(f"--max-accuracy-drop must be 0 or more points, got {max_accuracy_drop}")
     samples = loop_samples(runs)
     frames = [r.summary for r in runs if not r.summary.empty]
     summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CELL_KEY + ["emulated"])
     if "emulated" in summary:
         summary["emulated"] = summary["emulated"].fillna(False).astype(bool)
-    summary = add_relative_columns(summary, samples, baseline)
-    data = ReportData(runs, summary, samples, baseline)
+    summary = add_relative_columns(summary, baseline=baseline)
+    data = ReportData(runs, summary, samples, baseline, max_accuracy_drop=max_accuracy_drop)
     data.notes = report_notes(data)
+    data.answers = answers(data, max_accuracy_drop)
     return data
 
 

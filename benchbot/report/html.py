@@ -104,6 +104,13 @@ def render(data: ReportData, plots: Iterable[PlotFile] = (), sections: Iterable[
                      f'{_e(state.get("created") or "?")}</p>')
     for note in data.notes:
         parts.append(f'<div class="note"><b>Note:</b> {_e(note)}</div>')
+    if data.answers:
+        parts.append("<h2>Answer</h2><ul>")
+        for item in data.answers:
+            where = device_label(item.device, item.emulated) + (f", run {item.run_id}" if data.multi_run else "")
+            parts.append(f"<li><b>{_e(where)}</b>: {_e(item.sentence())}</li>")
+        parts.append(f"</ul><p>Ties: differences inside the run-to-run noise. Accuracy budget: "
+                     f"{_e(f'{data.max_accuracy_drop:g}')} point(s) below the family's baseline.</p>")
 
     columns = table.visible_columns(data.summary, data.multi_run, device=False)
     for device, emulated in data.devices():
@@ -118,9 +125,8 @@ def render(data: ReportData, plots: Iterable[PlotFile] = (), sections: Iterable[
                 parts.append(_figure(plot, data.multi_run))
 
     parts.append("<h2>How to read the table</h2>")
-    parts.append(f"<p>{_e(table.relative_header(data.baseline))}: ratio of median latencies to the "
-                 f"{_e(table.baseline_words(data.baseline))} of the same device, model and thread count (and run), "
-                 "with a conservative 95 % interval from the two medians' intervals; ref marks the baseline.</p>")
+    parts.append(f"<p>{_e(table.relative_header(data.baseline))}: {_e(table.relative_words(data.baseline))} "
+                 "ref marks the baseline.</p>")
     for line in table.COLUMN_NOTES:
         parts.append(f"<p>{_e(line)}</p>")
     parts.append('<dl class="legend">')

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from benchbot.report import fmt
+from benchbot.report import answer, fmt
 from benchbot.report.data import RELATIVE_COLUMNS, ReportData, device_label, fingerprint_line
 
 if TYPE_CHECKING:
@@ -26,9 +26,11 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("threads", "thr", "n"),
     ("xnnpack", "xnnpack", "s"),
     ("batch", "batch", "n"),
+    ("reps", "reps", "n"),
     ("count", "runs", "n"),
     ("p50_ms", "p50 ms", "n"),
-    ("p50_ci", "p50 95% CI", "n"),
+    ("p50_ci", "next run 95%", "n"),
+    ("rep_cv", "rep CV", "n"),
     ("p90_ms", "p90 ms", "n"),
     ("p99_ms", "p99 ms", "n"),
     ("throughput", "inf/s", "n"),
@@ -40,25 +42,29 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("flags", "flags", "s"),
 ]
 
-FLAG_MARKS = {"unstable": "~", "throttled": "T", "emulated": "E", "few-samples": "n", "incomplete": "!",
-              "failed": "X"}
+FLAG_MARKS = {"unstable": "~", "throttled": "T", "emulated": "E", "few-samples": "n", "one-repetition": "1",
+              "incomplete": "!", "failed": "X"}
 FLAG_TEXT = {
-    "unstable": "unstable: CV or drift between the first and last tenth of the loop over 10 %",
+    "unstable": "unstable: the repetitions' medians vary by more than 10 % (one repetition: its CV or drift over 10 %)",
     "throttled": "throttled: CPU frequency dropped or the firmware reported throttling during the cell",
     "emulated": "emulated: measured under QEMU; not comparable with real hardware",
     "few-samples": "few samples: too few for a 95 % interval of p90/p99, which are rough",
+    "one-repetition": "one repetition: no run-to-run interval, so no ranking either (use --repetitions 3 or more)",
     "incomplete": "incomplete: the cell did not finish",
     "failed": "failed: the cell failed",
 }
 FLAG_LEGEND = "  ".join(f"{mark} {FLAG_TEXT[flag].split(':')[0]}" for flag, mark in FLAG_MARKS.items())
 COLUMN_NOTES = [
-    "p50 95% CI: distribution-free confidence interval of the median latency.",
+    "reps: agent processes (repetitions) that finished, of those planned.  p50: geometric mean of the repetitions' "
+    "medians.  next run 95%: where the next run's p50 should land (prediction interval from the spread of the "
+    "repetitions).  rep CV: that spread.  runs, p90, p99, inf/s: over the loops of every repetition.",
     "CPU %: the benchmark process, 100 = one full core.  temp: start→max over the cell, or absent (no sensor).",
 ]
 
 EXPORT_COLUMNS = [
     "run_id", "device", "model", "variant", "threads", "xnnpack", "batch", "status", "reason", "runtime",
-    "runtime_version", "arch", "count", "mean_ms", "std_ms", "min_ms", "p50_ms", "p50_ci_lo_ms", "p50_ci_hi_ms",
+    "runtime_version", "arch", "repetitions", "reps_ok", "rep_p50_ms", "rep_cv", "count", "mean_ms", "std_ms",
+    "min_ms", "p50_ms", "p50_ci_lo_ms", "p50_ci_hi_ms",
     "p90_ms", "p95_ms", "p99_ms", "max_ms", "cv", "drift", "throughput", "samples_per_s", "init_ms", "first_ms",
     "peak_rss_mb", "cpu_mean", "cpu_max", "proc_cpu_mean", "temp_start_c", "temp_max_c", "temp_end_c",
     "freq_min_mhz", "model_size", "size_ratio", "accuracy", "accuracy_n", "accuracy_delta_pts", "agreement",
@@ -119,9 +125,12 @@ def display_row(r: Any) -> dict[str, str]:
         "threads": _int(r.get("threads")),
         "xnnpack": "" if fmt.missing(r.get("xnnpack")) else ("on" if r.get("xnnpack") else "off"),
         "batch": _int(r.get("batch")),
+        "reps": _reps(r),
         "count": _int(r.get("count")),
         "p50_ms": fmt.fixed(r.get("p50_ms"), decimals),
-        "p50_ci": fmt.interval(r.get("p50_ci_lo_ms"), r.get("p50_ci_hi_ms"), decimals),
+        "p50_ci": (fmt.interval(r.get("p50_ci_lo_ms"), r.get("p50_ci_hi_ms"), decimals)
+                   if not fmt.missing(r.get("p50_ci_lo_ms")) else ("none (1 rep)" if _one_rep(r) else "")),
+        "rep_cv": "" if fmt.missing(r.get("rep_cv")) else f"{100 * float(r['rep_cv']):.1f}%",
         "p90_ms": fmt.sig(r.get("p90_ms"), 3),
         "p99_ms": fmt.sig(r.get("p99_ms"), 3),
         "throughput": fmt.sig(r.get("throughput"), 3),
@@ -136,8 +145,9 @@ def display_row(r: Any) -> dict[str, str]:
         row["relative"] = "ref"
     else:
         lo, hi = r.get("rel_ci_lo"), r.get("rel_ci_hi")
-        ci = "" if fmt.missing(lo) else f" ({fmt.interval(lo, hi, fmt.decimals_for(float(ratio)))})"
-        row["relative"] = f"{fmt.ratio(ratio)}×{ci}"
+        ci = " (1 rep)" if fmt.missing(lo) else f" ({fmt.interval(lo, hi, fmt.decimals_for(float(ratio)))})"
+        tie = "tie " if r.get("rel_tie") is True and not fmt.missing(lo) else ""
+        row["relative"] = f"{tie}{fmt.ratio(ratio)}×{ci}"
     start, top = r.get("temp_start_c"), r.get("temp_max_c")
     if fmt.missing(top):
         row["temp"] = "absent" if r.get("status") not in ("pending",) else ""
@@ -146,6 +156,17 @@ def display_row(r: Any) -> dict[str, str]:
     flags = [f for f in str(r.get("flags") or "").split(",") if f]
     row["flags"] = "".join(FLAG_MARKS.get(f, "?") for f in flags)
     return row
+
+
+def _one_rep(r: Any) -> bool:
+    return "one-repetition" in str(r.get("flags") or "")
+
+
+def _reps(r: Any) -> str:
+    planned, done = r.get("repetitions"), r.get("reps_ok")
+    if fmt.missing(planned):
+        return ""
+    return str(int(planned)) if done == planned else f"{0 if fmt.missing(done) else int(done)}/{int(planned)}"
 
 
 def display_rows(summary: pd.DataFrame) -> list[dict[str, str]]:
@@ -166,7 +187,10 @@ def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None 
     data = _as_data(data)
     summary = _ordered(data)
     columns = visible_columns(summary, data.multi_run)
-    lines = ["| " + " | ".join(headers(columns, data.baseline)) + " |",
+    lines = []
+    if data.answers:
+        lines += ["## Answer", "", answer_markdown(data).rstrip(), ""]
+    lines += ["| " + " | ".join(headers(columns, data.baseline)) + " |",
              "|" + "|".join("---:" if column_kind(c) == "n" else "---" for c in columns) + "|"]
     for row in display_rows(summary):
         lines.append("| " + " | ".join(_md_cell(row[c]) for c in columns) + " |")
@@ -176,8 +200,7 @@ def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None 
         lines.append("Devices:")
         lines.extend(f"- {label} (run {run_id}): {fingerprint_line(fp)}" for label, (run_id, fp) in devices)
         lines.append("")
-    lines.append(f"Relative column: ratio of median latencies to the {baseline_words(data.baseline)} of the same "
-                 "device, model and thread count (and run), with a conservative 95 % interval.")
+    lines.append(f"Relative column: {relative_words(data.baseline)}")
     lines.extend(COLUMN_NOTES)
     lines.append("")
     for note in data.notes:
@@ -191,6 +214,20 @@ def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None 
     for section in sections or []:
         lines.extend(["", f"## {section.title}", "", section.markdown.rstrip()])
     return "\n".join(lines) + "\n"
+
+
+def answer_markdown(data: ReportData) -> str:
+    """The per-device answer, with the rule it follows."""
+    return (answer.to_markdown(data.answers, data.multi_run)
+            + f"\nTies: differences inside the run-to-run noise (95 % interval from the repetitions holds 1). "
+            f"Accuracy budget: {data.max_accuracy_drop:g} point(s) below the family's baseline variant "
+            "(--max-accuracy-drop).\n")
+
+
+def relative_words(baseline: str) -> str:
+    return (f"ratio of p50 to the {baseline_words(baseline)} of the same device, model and thread count (and run), "
+            "with a 95 % interval from the repetitions (Welch's t on their log medians); \"tie\" where that interval "
+            "holds 1: the difference is inside the run-to-run noise.")
 
 
 def baseline_words(baseline: str) -> str:
@@ -213,6 +250,7 @@ def to_json(data: ReportData | pd.DataFrame, runs: list[dict[str, Any]] | None =
         "format": "benchbot-summary", "version": 1,
         "runs": runs if runs is not None else data.run_states(),
         "baseline": data.baseline, "notes": data.notes,
+        "answers": answer.to_json(data.answers), "max_accuracy_drop": data.max_accuracy_drop,
         "cells": records,
         "sections": {(s.name or s.title): s.data for s in sections or [] if s.data is not None},
     }
@@ -221,11 +259,14 @@ def to_json(data: ReportData | pd.DataFrame, runs: list[dict[str, Any]] | None =
 
 def to_rich(data: ReportData | pd.DataFrame, title: str = "") -> list[Any]:
     """Rich renderables: one table per device (real hardware first), then notes and the flags legend."""
+    from rich.markdown import Markdown
     from rich.table import Table
     from rich.text import Text
 
     data = _as_data(data)
     out: list[Any] = []
+    if data.answers:
+        out += [Text("Answer", style="bold"), Markdown(answer_markdown(data))]
     for device, emulated in data.devices():
         rows = data.device_rows(device, emulated)
         columns = visible_columns(data.summary, data.multi_run, device=False)
@@ -250,9 +291,7 @@ def to_rich(data: ReportData | pd.DataFrame, title: str = "") -> list[Any]:
         out.append(table)
     for note in data.notes:
         out.append(Text(f"Note: {note}", style="yellow"))
-    out.append(Text(f"{relative_header(data.baseline)}: ratio of median latencies to the "
-                    f"{baseline_words(data.baseline)} of the same device, model and threads, with a 95 % interval.",
-                    style="dim"))
+    out.append(Text(f"{relative_header(data.baseline)}: {relative_words(data.baseline)}", style="dim"))
     for line in COLUMN_NOTES:
         out.append(Text(line, style="dim"))
     out.append(Text("Flags: " + FLAG_LEGEND, style="dim"))

@@ -29,7 +29,7 @@ import hashlib
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from benchbot import stats
 from benchbot.models.catalog import VARIANT_ORDER
+from benchbot.report.data import rep_medians
 from benchbot.report.fmt import missing, sig
 from benchbot.report.sections import Section
 
@@ -103,22 +105,31 @@ def tradeoff_frame(data: ReportData) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- Pareto frontier
 
 
-def pareto_front(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
+def pareto_front(latency: Sequence[float], accuracy: Sequence[float],
+                 tied: Callable[[int, int], bool] | None = None) -> list[int]:
     """Indices of the non-dominated points, fastest first.
 
     A point is dominated when another is at least as fast and at least as accurate, and strictly
-    better in one of the two. Of exact duplicates the first listed is kept. NaNs are never on it.
+    better in one of the two. `tied(i, j)` says two latencies differ only within the run-to-run
+    noise: then neither is faster, so a tie never puts the less accurate point on the front. Of
+    exact duplicates the first listed is kept. NaNs are never on it.
     """
     points = [(float(x), float(y), i) for i, (x, y) in enumerate(zip(latency, accuracy))
               if not (missing(x) or missing(y) or math.isnan(float(x)) or math.isnan(float(y)))]
     points.sort(key=lambda p: (p[0], -p[1], p[2]))  # by latency; at equal latency the most accurate first
-    front: list[int] = []
-    best = -math.inf
-    for _, y, i in points:
-        if y > best:
-            front.append(i)
-            best = y
-    return front
+    same = tied or (lambda i, j: False)
+
+    def dominates(a: tuple[float, float, int], b: tuple[float, float, int]) -> bool:
+        speed_tie = a[0] == b[0] or same(a[2], b[2])
+        faster = a[0] < b[0] and not speed_tie
+        if not (faster or speed_tie) or a[1] < b[1]:
+            return False  # a is slower, or less accurate
+        if faster or a[1] > b[1]:
+            return True
+        # as fast within the noise and as accurate: keep one, the one that reads faster (then listed first)
+        return (a[0], a[2]) < (b[0], b[2])
+
+    return [p[2] for p in points if not any(q is not p and dominates(q, p) for q in points)]
 
 
 # ----------------------------------------------------------------------------- words
@@ -148,16 +159,32 @@ def points_text(delta: Any) -> str:
     return "+0.0" if text == "-0.0" else text
 
 
-def speed_words(mine: Any, theirs: Any, other: str = "") -> str:
-    """Throughput ratio as words: "1.9x faster", "4.4x slower than fp32", "about as fast (as fp32)"."""
+def speed_words(mine: Any, theirs: Any, other: str = "", tie: bool = False) -> str:
+    """Throughput ratio as words: "1.9x faster", "4.4x slower than fp32", "as fast as fp32 within the noise".
+
+    `tie`: the repetitions cannot tell the two apart (`speed_tie`); then no ratio is claimed.
+    """
     if missing(mine) or missing(theirs) or not theirs or not mine:
         return ""
     ratio = float(mine) / float(theirs)
+    if tie:
+        return "as fast" + (f" as {other}" if other else "") + " within the run-to-run noise"
     if 1 / 1.03 <= ratio <= 1.03:
         return "about as fast" + (f" as {other}" if other else "")
     times = ratio if ratio > 1 else 1 / ratio
     text = sig(times, 2) if sig(times, 2) != "1.0" else f"{times:.2f}"
     return f"{text}x {'faster' if ratio > 1 else 'slower'}" + (f" than {other}" if other else "")
+
+
+def speed_tie(a: Any, b: Any) -> bool:
+    """Whether two summary rows' latencies differ only within the noise of their repetitions."""
+    estimate = stats.ratio_of_repetitions(rep_medians(a), rep_medians(b))
+    return estimate is None or estimate.tie
+
+
+def _tie_within(rows: list[Any]) -> Callable[[int, int], bool]:
+    """speed_tie over rows by index, for pareto_front."""
+    return lambda i, j: speed_tie(rows[i], rows[j])
 
 
 def percent(value: Any) -> str:
@@ -250,7 +277,7 @@ def variant_headlines(rows: pd.DataFrame, device: str, emulated: bool, label: st
             parts.append(f"{sig(row['throughput'])} inferences/s")
             text = f"{subject}" + (" (baseline)" if base is not None else "") + ": " + ", ".join(parts)
         else:
-            speed = speed_words(row["throughput"], base.get("throughput"), str(base_name))
+            speed = speed_words(row["throughput"], base.get("throughput"), str(base_name), speed_tie(base, row))
             parts = [ratio_words(row.get("size_ratio")) or size_text(row["model_size"]),
                      _accuracy_clause(row, row.get("accuracy_delta_pts")),
                      f"{sig(row['throughput'])} inferences/s" + (f" ({speed})" if speed else "")]
@@ -299,7 +326,7 @@ def family_headlines(rows: pd.DataFrame, evals: dict[tuple[str, str], Measured],
             agreement = None
             if pred and ref_pred and len(pred) == len(ref_pred):
                 agreement = float(np.mean(np.asarray(pred) == np.asarray(ref_pred)))
-            speed = speed_words(row["throughput"], ref.get("throughput"))
+            speed = speed_words(row["throughput"], ref.get("throughput"), tie=speed_tie(ref, row))
             parts = [ratio_words(size_ratio), f"{points_text(delta)} pts accuracy",
                      f"{sig(row['throughput'])} inferences/s" + (f" ({speed})" if speed else "")]
             if agreement is not None:
@@ -520,7 +547,7 @@ def pareto_figure(rows: pd.DataFrame, title: str) -> Figure | None:
         ylo, yhi = min(ys), max(ys)
         pad = max(1.0, 0.15 * (yhi - ylo))
         ax.set_ylim(ylo - pad, min(yhi + pad, 100.0 + 0.05 * pad))  # nothing above 100 %
-        front = pareto_front(xs, ys)
+        front = pareto_front(xs, ys, _tie_within([r for _, r in part.iterrows()]))
         fx = [xs[i] for i in front] + [ax.get_xlim()[1]]
         fy = [ys[i] for i in front] + [ys[front[-1]]]
         ax.step(fx, fy, where="post", color="#444444", linestyle="--", linewidth=1.1, zorder=2)

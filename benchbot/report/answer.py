@@ -1,0 +1,139 @@
+"""The short answer at the top of every report: per device, which variant to ship.
+
+For each model and thread count on a device: the fastest variant, or the variants
+tied for fastest when their difference is inside the run-to-run noise (the same
+rule as the relative column: `rel_tie`), and the smallest variant whose accuracy is
+within a stated budget of the family's baseline. Nothing is ranked on a difference
+the repetitions cannot support.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from benchbot import stats
+from benchbot.report.data import ReportData, rep_medians
+from benchbot.report.fmt import missing
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Default accuracy budget, in percentage points below the family's baseline variant.
+MAX_ACCURACY_DROP = 1.0
+
+
+@dataclass
+class GroupAnswer:
+    """One model at one thread count (and delegate/batch setting) on one device."""
+
+    device: str
+    emulated: bool
+    run_id: str
+    model: str
+    threads: int
+    fastest: list[str]                 # one variant, or several tied within the noise
+    fastest_p50_ms: float | None
+    ranked: bool                       # False: no repetition-level evidence (one repetition each)
+    smallest_within_budget: str | None
+    budget_pts: float
+    accuracy_known: bool
+    setting: str = ""                  # " no-xnnpack", " batch 4" where those vary
+    notes: list[str] = field(default_factory=list)
+
+    def sentence(self) -> str:
+        where = f"{self.model} t{self.threads}{self.setting}"
+        if not self.fastest:
+            return f"{where}: no variant finished"
+        if len(self.fastest) == 1:
+            speed = f"fastest {self.fastest[0]}"
+        else:
+            speed = f"tied for fastest: {', '.join(self.fastest)} (difference inside the run-to-run noise)"
+        if not self.ranked:
+            speed += " (one repetition: no run-to-run evidence)"
+        if not self.accuracy_known:
+            size = "no eval set, so no accuracy budget"
+        elif self.smallest_within_budget:
+            size = f"smallest within {self.budget_pts:g} pt of the baseline's accuracy: {self.smallest_within_budget}"
+        else:
+            size = f"no variant within {self.budget_pts:g} pt of the baseline's accuracy"
+        return f"{where}: {speed}; {size}"
+
+
+def _tied(best: Any, other: Any) -> bool:
+    """The same rule as the relative column, always against the fastest (whatever --baseline says)."""
+    estimate = stats.ratio_of_repetitions(rep_medians(best), rep_medians(other))
+    return estimate is None or estimate.tie
+
+
+def _setting(row: Any, varies: dict[str, bool]) -> str:
+    extra = ""
+    if varies.get("xnnpack") and not bool(row["xnnpack"]):
+        extra += " no-xnnpack"
+    if varies.get("batch") and int(row["batch"]) != 1:
+        extra += f" batch {int(row['batch'])}"
+    return extra
+
+
+def answers(data: ReportData, max_accuracy_drop: float = MAX_ACCURACY_DROP) -> list[GroupAnswer]:
+    """The per-device answer for every model, thread count and setting of the report."""
+    summary: pd.DataFrame = data.summary
+    if summary.empty or "p50_ms" not in summary:
+        return []
+    varies = {c: c in summary and summary[c].nunique(dropna=False) > 1 for c in ("xnnpack", "batch")}
+    out: list[GroupAnswer] = []
+    for device, emulated in data.devices():
+        rows = data.device_rows(device, emulated)
+        for key, group in rows.groupby(["run_id", "model", "threads", "xnnpack", "batch"], sort=False):
+            run_id, model, threads = key[0], key[1], key[2]
+            ok = group[(group["status"] == "ok") & group["p50_ms"].notna()]
+            answer = GroupAnswer(device=device, emulated=emulated, run_id=str(run_id), model=str(model),
+                                 threads=int(threads), fastest=[], fastest_p50_ms=None, ranked=False,
+                                 smallest_within_budget=None, budget_pts=max_accuracy_drop, accuracy_known=False,
+                                 setting=_setting(group.iloc[0], varies))
+            if not ok.empty:
+                best = ok.loc[ok["p50_ms"].astype(float).idxmin()]
+                answer.fastest_p50_ms = float(best["p50_ms"])
+                tied = [r["variant"] for _, r in ok.iterrows() if r.name == best.name or _tied(best, r)]
+                answer.fastest = [str(v) for v in tied]
+                answer.ranked = all(int(r.get("reps_ok") or 0) >= 2 for _, r in ok.iterrows())
+                if "accuracy_delta_pts" in ok and ok["accuracy_delta_pts"].notna().any():
+                    answer.accuracy_known = True
+                    within = ok[ok["accuracy_delta_pts"].notna()
+                                & (ok["accuracy_delta_pts"].astype(float) >= -max_accuracy_drop)]
+                    if not within.empty and "model_size" in within:
+                        answer.smallest_within_budget = str(within.loc[within["model_size"].astype(float).idxmin(),
+                                                                       "variant"])
+            out.append(answer)
+    return out
+
+
+def to_markdown(items: list[GroupAnswer], multi_run: bool = False) -> str:
+    """A bullet list per device, for the terminal (rich Markdown), --format md and the HTML page."""
+    if not items:
+        return ""
+    lines: list[str] = []
+    current = None
+    for item in items:
+        label = f"{item.device} (emulated)" if item.emulated else item.device
+        if multi_run:
+            label += f", run {item.run_id}"
+        if label != current:
+            if current is not None:
+                lines.append("")
+            lines.append(f"**{label}**")
+            lines.append("")
+            current = label
+        lines.append(f"- {item.sentence()}")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(items: list[GroupAnswer]) -> list[dict[str, Any]]:
+    out = []
+    for item in items:
+        body = asdict(item)
+        body["sentence"] = item.sentence()
+        if missing(body.get("fastest_p50_ms")):
+            body["fastest_p50_ms"] = None
+        out.append(body)
+    return out
