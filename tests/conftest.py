@@ -11,9 +11,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHBOT = [sys.executable, "-m", "benchbot.cli"]
-# Tiny timing settings: tests check behaviour and values, not speed.
+# Tiny timing settings: tests check behaviour and values, not speed. Two repetitions keep the run-to-run
+# statistics (and their code paths) alive at the smallest cost; tests of repetitions ask for more.
 QUICK = ["--warmup-runs", "2", "--warmup-seconds", "0", "--min-runs", "20", "--min-seconds", "0.05",
-         "--max-seconds", "5"]
+         "--max-seconds", "5", "--repetitions", "2"]
 
 
 @pytest.fixture

@@ -56,3 +56,33 @@ def test_impossible_settings(settings: Settings, message: str) -> None:
 def test_zero_threads_refused() -> None:
     with pytest.raises(BenchbotError, match="--threads takes thread counts of 1 or more"):
         build_plan([profile_from_dict({}, "a")], [family("m", ["fp32"])], Settings(), threads=[0])
+
+
+def test_repetitions_run_in_shuffled_rounds() -> None:
+    """Round r holds repetition r of every cell once, in an order that differs between rounds and is seeded."""
+    variants = ["fp32", "fp16", "dynamic", "int8"]
+    device = profile_from_dict({"bench": {"threads": [1, 2], "repetitions": 4}}, "d")
+    plan = build_plan([device], [family("m", variants)], Settings(seed=5))
+    cells = plan.cells_for("d")
+    units = plan.units_for("d")
+    assert len(units) == 4 * len(cells) and all(c.repetitions == 4 for c in cells)
+    rounds = [units[i * len(cells):(i + 1) * len(cells)] for i in range(4)]
+    for r, members in enumerate(rounds, start=1):
+        assert {u.repetition for u in members} == {r}
+        assert sorted(u.cell.key for u in members) == sorted(c.key for c in cells)
+    orders = [tuple(u.cell.key for u in members) for members in rounds]
+    assert len(set(orders)) > 1, "every round ran the cells in the same order"
+    assert plan.units_for("d") == units  # seeded: the same plan gives the same order (resume relies on it)
+    other = build_plan([device], [family("m", variants)], Settings(seed=6)).units_for("d")
+    assert [u.cell.key for u in other] != [u.cell.key for u in units]
+    # the run's --repetitions overrides the profile's; sequential order runs a cell's repetitions back to back
+    three = build_plan([device], [family("m", variants)], Settings(repetitions=3), interleave=False)
+    seq = three.units_for("d")
+    assert [(u.cell.key, u.repetition) for u in seq[:3]] == [(cells[0].key, 1), (cells[0].key, 2), (cells[0].key, 3)]
+
+
+def test_repetitions_are_checked() -> None:
+    with pytest.raises(BenchbotError, match="--repetitions must be 1 to 1000"):
+        build_plan([profile_from_dict({}, "a")], [family("m", ["fp32"])], Settings(repetitions=0))
+    with pytest.raises(BenchbotError, match="bench.repetitions"):
+        profile_from_dict({"bench": {"repetitions": 0}}, "a")
