@@ -33,6 +33,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchbot.protocol import standalone_job  # noqa: E402 - after the path fix above
 
 # ----------------------------------------------------------------------------- the host
 
@@ -225,10 +226,9 @@ def agent_error(events: list[dict[str, Any]]) -> str | None:
 def agent_job(model: Path, threads: int, seconds: float, warmup_runs: int, warmup_seconds: float,
               telemetry_s: float = 0.1) -> dict[str, Any]:
     """A job for `agent.py run`: a loop of `seconds`, telemetry at `telemetry_s`, no eval pass."""
-    return {"cell_id": "bench", "model_path": str(model), "threads": threads, "warmup_runs": warmup_runs,
-            "warmup_seconds": warmup_seconds, "min_runs": 1, "min_seconds": seconds,
-            "max_seconds": seconds * 3 + 30, "seed": 0, "telemetry_interval_s": telemetry_s,
-            "deadline_s": seconds * 4 + 120}
+    return standalone_job(str(model), cell_id="bench", threads=threads, warmup_runs=warmup_runs,
+                          warmup_seconds=warmup_seconds, min_runs=1, min_seconds=seconds, max_seconds=seconds * 3 + 30,
+                          seed=0, telemetry_interval_s=telemetry_s, deadline_s=seconds * 4 + 120)
 
 
 def run_agent_job(job: dict[str, Any]) -> tuple[Child, list[dict[str, Any]], list[int]]:

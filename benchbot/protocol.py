@@ -84,3 +84,21 @@ def check_hello(hello: dict[str, Any], where: str) -> None:
     if found != PROTOCOL:
         raise ProtocolError(f"{where}: the agent speaks protocol {found}, this benchbot speaks {PROTOCOL}; "
                             "the agent file on the device does not match this benchbot")
+
+
+def standalone_job(model_path: str, **changes: Any) -> dict[str, Any]:
+    """A complete job for running the agent by hand (tests, bench/): the host's defaults, then `changes`."""
+    from benchbot.plan import Settings
+
+    s = Settings()
+    job = asdict(Job(
+        cell_id="cell", repetition=1, model_path=model_path, eval_path=None, threads=1, xnnpack=True, batch=1,
+        runtime="auto", warmup_runs=s.warmup_runs, warmup_seconds=s.warmup_seconds, min_runs=s.min_runs,
+        min_seconds=s.min_seconds, max_seconds=s.max_seconds, seed=s.seed, telemetry_interval_s=0.1,
+        eval_max_seconds=s.max_seconds, deadline_s=s.max_seconds * 3 + 60,
+    ))
+    unknown = sorted(set(changes) - set(job))
+    if unknown:
+        raise ValueError(f"not job fields: {', '.join(unknown)}")
+    job.update(changes)
+    return job

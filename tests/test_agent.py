@@ -15,6 +15,7 @@ import pytest
 import benchbot
 from benchbot import agent
 from benchbot.models.catalog import ZOO_DIR, zoo_families
+from benchbot.protocol import standalone_job
 from tests.conftest import QUICK, REPO, run_cli, tflite214_python, write_profile
 
 AGENT = str(REPO / "benchbot" / "agent.py")
@@ -47,11 +48,11 @@ def test_hello_reports_the_device() -> None:
 def test_a_file_that_is_not_a_model_is_one_sentence(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x00" * 64)
-    events = run_agent(["run"], {"cell_id": "c", "model_path": str(bad)})
+    events = run_agent(["run"], standalone_job(str(bad), cell_id="c"))
     error = events[-1]
     assert error["event"] == "error" and error["kind"] == "load" and error["fatal"]
     assert "\n" not in error["message"]
-    missing = run_agent(["run"], {"cell_id": "c", "model_path": str(tmp_path / "nope.tflite")})[-1]
+    missing = run_agent(["run"], standalone_job(str(tmp_path / "nope.tflite"), cell_id="c"))[-1]
     assert missing["kind"] == "model" and "does not exist on the device" in missing["message"]
 
 
@@ -120,8 +121,8 @@ def test_eval_set_problems_are_one_error_and_timing_survives(tmp_path: Path) -> 
     np.savez(wrong_labels, x=x, y=np.full(len(x), 99))
     for eval_path, fragment in ((wrong_shape, "per sample but the model expects"),
                                 (wrong_labels, "eval labels must be in 0..")):
-        events = run_agent(["run"], {"cell_id": "c", "model_path": str(model), "eval_path": str(eval_path),
-                                     "min_runs": 5, "min_seconds": 0, "warmup_runs": 1, "warmup_seconds": 0})
+        events = run_agent(["run"], standalone_job(str(model), cell_id="c", eval_path=str(eval_path), min_runs=5,
+                                                   min_seconds=0, warmup_runs=1, warmup_seconds=0))
         errors = [e for e in events if e["event"] == "error"]
         assert len(errors) == 1 and not errors[0]["fatal"] and fragment in errors[0]["message"]
         assert events[-1]["event"] == "cell_end" and events[-1]["loop_runs"] >= 5
@@ -156,7 +157,7 @@ needs_214 = pytest.mark.skipif(TFLITE214 is None, reason="no tflite-runtime 2.14
 def test_newer_op_versions_are_a_clear_error_for_tflite_runtime(tmp_path: Path) -> None:
     model = tmp_path / "v12.tflite"
     bump_op_version(sorted(ZOO_DIR.glob("*/dynamic.tflite"))[0], model)
-    job = {"cell_id": "c", "model_path": str(model), "min_runs": 3, "min_seconds": 0, "warmup_runs": 0}
+    job = standalone_job(str(model), cell_id="c", min_runs=3, min_seconds=0, warmup_runs=0)
     error = run_agent(["run"], job, python=TFLITE214)[-1]
     assert error["event"] == "error" and error["kind"] == "load"
     assert error["message"].startswith("op FULLY_CONNECTED version 12 is not supported by tflite_runtime 2.14.0")

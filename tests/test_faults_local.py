@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import pytest
 
 import benchbot
 from benchbot.models.catalog import ZOO_DIR, zoo_families
+from benchbot.protocol import standalone_job
 from tests.conftest import BENCHBOT, QUICK, REPO, run_cli, write_profile
 
 pytestmark = pytest.mark.skipif(not zoo_families(), reason="the model zoo is not built")
@@ -63,7 +65,7 @@ def test_a_crashing_runtime_fails_only_its_cell(tmp_path: Path, cli_env: dict[st
 def _wait_for_samples(results: Path, timeout: float = 60) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        files = list(results.glob("*/cells/*/*/samples.csv"))
+        files = list(results.glob("*/cells/*/rep*/*/samples.csv"))
         if any(len(f.read_text().splitlines()) > 5 for f in files):
             return
         time.sleep(0.1)
@@ -75,7 +77,8 @@ def test_a_killed_run_keeps_what_it_measured_and_resumes(how: str, cli_env: dict
                                                          family: Path) -> None:
     write_profile(profiles_dir, "local", "[bench]\nthreads = [1]\n")
     results = Path(cli_env["BENCHBOT_RESULTS"])
-    slow = ["--warmup-runs", "1", "--warmup-seconds", "0", "--min-runs", "10", "--min-seconds", "3"]
+    slow = ["--warmup-runs", "1", "--warmup-seconds", "0", "--min-runs", "10", "--min-seconds", "3",
+            "--repetitions", "2"]
     proc = subprocess.Popen(BENCHBOT + ["run", "--models", str(family), *slow], env=cli_env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_samples(results)
@@ -87,8 +90,11 @@ def test_a_killed_run_keeps_what_it_measured_and_resumes(how: str, cli_env: dict
 
     run = benchbot.load_run(results=results)
     assert not run.complete
-    first = run.summary.sort_values("order").iloc[0]
-    assert first["status"] in ("incomplete", "failed") and first["count"] > 0, "samples taken before the kill were lost"
+    reps = run.repetition_summary
+    cut = reps[reps["status"].isin(["incomplete", "failed"])]
+    assert len(cut) == 1 and cut["count"].iloc[0] > 0, "samples taken before the kill were lost"
+    key, rep = cut["key"].iloc[0], int(cut["repetition"].iloc[0])
+    assert run.status(key) in ("incomplete", "failed")
     shown = run_cli(["report", "--no-plots"], cli_env)
     assert shown.returncode == 0 and "INCOMPLETE" in shown.stdout
 
@@ -97,15 +103,15 @@ def test_a_killed_run_keeps_what_it_measured_and_resumes(how: str, cli_env: dict
     after = benchbot.load_run(run.run_id, results=results)
     assert after.complete and (after.summary["status"] == "ok").all()
     # the interrupted attempt is still on disk next to the successful one
-    assert len(after.attempts[first["key"]]) == 2
+    assert len([a for a in after.attempts[key] if a.repetition == rep]) == 2
     assert sorted(p.name for p in results.iterdir()) == [run.run_id]
     again = run_cli(["run", "--resume", run.run_id], cli_env)
     assert again.returncode == 2 and "already complete" in again.stderr
 
 
 def test_agent_exits_by_itself_past_its_deadline(family: Path) -> None:
-    job = ('{"cell_id": "c", "model_path": "%s", "min_runs": 100000000, "min_seconds": 100, "max_seconds": 100,'
-           ' "warmup_runs": 0, "warmup_seconds": 0, "deadline_s": 1.5}' % (family / "fp32.tflite"))
+    job = json.dumps(standalone_job(str(family / "fp32.tflite"), cell_id="c", min_runs=100000000, min_seconds=100,
+                                    max_seconds=100, warmup_runs=0, warmup_seconds=0, deadline_s=1.5))
     begin = time.monotonic()
     done = subprocess.run([sys.executable, str(REPO / "benchbot" / "agent.py"), "run"], input=job,
                           capture_output=True, text=True, timeout=60, env=dict(os.environ))
