@@ -20,12 +20,12 @@ import pandas as pd
 import pytest
 
 import benchbot
-from benchbot import stats
 from benchbot.models.catalog import ZOO_DIR, load_family
 from benchbot.report import fmt
 from benchbot.report.data import build_report, fingerprint_line
 from benchbot.report.plots import cell_trace, plot_run, timeline_figure
 from tests.conftest import QUICK, run_cli
+from tests.test_compare import welch_by_hand
 
 # The model folder the tests draw families from (the bundled zoo; another folder of families for a dry run).
 MODELS = Path(os.environ.get("BENCHBOT_TEST_ZOO") or ZOO_DIR)
@@ -78,6 +78,24 @@ def loop(run: benchbot.Run, row: pd.Series | dict) -> np.ndarray:
     return s[mask]["latency_ns"].to_numpy() / 1e6
 
 
+def rep_medians(run: benchbot.Run, row: pd.Series | dict) -> list[float]:
+    """Each repetition's median loop latency, straight from the samples."""
+    s = run.samples
+    mask = ((s["device"] == row["device"]) & (s["model"] == row["model"]) & (s["variant"] == row["variant"])
+            & (s["threads"] == int(row["threads"])) & (s["phase"] == "loop"))
+    return [float(np.median(g["latency_ms"])) for _, g in s[mask].groupby("repetition")]
+
+
+def headline_by_hand(medians: list[float]) -> tuple[float, float, float]:
+    """Geometric mean and the next-run prediction interval, t(k-1) * s * sqrt(2/k) on the logs."""
+    from scipy.stats import t as student
+
+    logs = np.log(medians)
+    k = len(logs)
+    half = student.ppf(0.975, k - 1) * logs.std(ddof=1) * np.sqrt(2 / k)
+    return float(np.exp(logs.mean())), float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
+
+
 def median_ci_by_binomial(values: np.ndarray) -> tuple[float, float]:
     """The order-statistic interval, found independently with scipy's binomial distribution."""
     from scipy.stats import binom
@@ -99,12 +117,20 @@ def shown_equals(text: str, value: float) -> None:
     assert len(digits) >= 3 or value == 0, f"{text} hides digits of {value}"
 
 
+def printed_equals(text: str, value: float) -> None:
+    """A displayed number equals `value` to its last printed digit (interval ends keep the p50's decimals)."""
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    assert abs(float(text) - value) <= 0.5 * 10 ** -decimals + 1e-12, (text, value)
+
+
 def parse_md(text: str) -> list[dict[str, str]]:
     """The main table: the first block of | lines (optional sections after it may hold tables of their own)."""
-    lines = []
+    lines: list[str] = []
     for line in text.splitlines():
         if not line.startswith("|"):
-            break
+            if lines:
+                break
+            continue  # the answer above the table
         lines.append(line)
     headers = [h.strip() for h in lines[0].strip("|").split("|")]
     return [dict(zip(headers, (c.strip() for c in ln.strip("|").split("|")))) for ln in lines[2:]]
@@ -113,33 +139,33 @@ def parse_md(text: str) -> list[dict[str, str]]:
 def check_row(run: benchbot.Run, shown: dict[str, str], device: str, baseline_rows: dict) -> None:
     key = {"device": device, "model": shown["model"], "variant": shown["variant"], "threads": shown["thr"]}
     x = loop(run, key)
-    assert int(shown["runs"]) == x.size >= 20
-    shown_equals(shown["p50 ms"], float(np.median(x)))
+    assert int(shown["runs"]) == x.size >= 40 and shown["reps"] == "2"
+    medians = rep_medians(run, key)
+    p50, lo_ms, hi_ms = headline_by_hand(medians)
+    shown_equals(shown["p50 ms"], p50)
     shown_equals(shown["p90 ms"], float(np.percentile(x, 90)))
     shown_equals(shown["p99 ms"], float(np.percentile(x, 99)))
-    lo, hi = shown["p50 95% CI"].split("–")
-    ci = median_ci_by_binomial(x)
-    shown_equals(lo, ci[0])
-    shown_equals(hi, ci[1])
+    lo, hi = shown["next run 95%"].split("–")
+    printed_equals(lo, lo_ms)
+    printed_equals(hi, hi_ms)
     base = baseline_rows[(device, shown["model"], shown["thr"])]
     if shown["variant"] == base["variant"]:
         assert shown["vs fastest"] == "ref"
     else:
-        m = re.fullmatch(r"([\d.]+)× \(([\d.]+)–([\d.]+)\)", shown["vs fastest"])
+        m = re.fullmatch(r"(tie )?([\d.]+)× \(([\d.]+)–([\d.]+)\)", shown["vs fastest"])
         assert m, shown["vs fastest"]
-        b = loop(run, {**key, "variant": base["variant"]})
-        ratio = np.median(x) / np.median(b)
-        assert float(m.group(1)) == pytest.approx(ratio, abs=0.006 * max(1, ratio))
-        b_lo, b_hi = median_ci_by_binomial(b)
-        assert float(m.group(2)) == pytest.approx(ci[0] / b_hi, rel=0.006)
-        assert float(m.group(3)) == pytest.approx(ci[1] / b_lo, rel=0.006)
+        ratio, r_lo, r_hi, _ = welch_by_hand(rep_medians(run, {**key, "variant": base["variant"]}), medians)
+        assert float(m.group(2)) == pytest.approx(ratio, abs=0.006 * max(1, ratio))
+        printed_equals(m.group(3), r_lo)
+        printed_equals(m.group(4), r_hi)
+        assert bool(m.group(1)) == (r_lo <= 1 <= r_hi)  # a tie is named exactly when the interval holds 1
 
 
 def fastest(run: benchbot.Run) -> dict:
     out = {}
     for (device, model, threads), g in run.summary.groupby(["device", "model", "threads"]):
-        medians = {v: np.median(loop(run, {"device": device, "model": model, "variant": v, "threads": threads}))
-                   for v in g["variant"]}
+        medians = {v: headline_by_hand(rep_medians(run, {"device": device, "model": model, "variant": v,
+                                                         "threads": threads}))[0] for v in g["variant"]}
         out[(device, model, str(threads))] = {"variant": min(medians, key=medians.get)}
     return out
 
@@ -173,19 +199,23 @@ def test_csv_and_json_carry_full_precision_and_the_relative_columns(setup: dict)
     assert js["runs"][0]["devices"]["local"]["cores"] >= 1
     for (_, row), cell in zip(frame.iterrows(), js["cells"]):
         x = loop(run, row)
-        for name, value in (("p50_ms", np.median(x)), ("p90_ms", np.percentile(x, 90)),
-                            ("p99_ms", np.percentile(x, 99)), ("mean_ms", x.mean()), ("max_ms", x.max())):
+        p50, lo, hi = headline_by_hand(rep_medians(run, row))
+        for name, value in (("p50_ms", p50), ("p90_ms", np.percentile(x, 90)),
+                            ("p99_ms", np.percentile(x, 99)), ("mean_ms", x.mean()), ("max_ms", x.max()),
+                            ("p50_ci_lo_ms", lo), ("p50_ci_hi_ms", hi)):
             assert row[name] == pytest.approx(value, rel=1e-9)
             assert cell[name] == pytest.approx(value, rel=1e-9)
-        assert (row["p50_ci_lo_ms"], row["p50_ci_hi_ms"]) == pytest.approx(median_ci_by_binomial(x), rel=1e-9)
+        assert cell["rep_p50_ms"] == pytest.approx(rep_medians(run, row), rel=1e-9)
+        assert (row["repetitions"], row["reps_ok"]) == (2, 2)
         group = frame[(frame["device"] == row["device"]) & (frame["model"] == row["model"])
                       & (frame["threads"] == row["threads"])]
         base = group.loc[group["p50_ms"].idxmin()]
         assert row["rel_baseline"] == base["variant"] == cell["rel_baseline"]
-        assert row["rel_ratio"] == pytest.approx(np.median(x) / base["p50_ms"], rel=1e-9)
+        assert row["rel_ratio"] == pytest.approx(p50 / base["p50_ms"], rel=1e-9)
         if row["variant"] != base["variant"]:
-            _, lo, hi = stats.ratio_ci(loop(run, base), x)
-            assert (row["rel_ci_lo"], row["rel_ci_hi"]) == pytest.approx((lo, hi), rel=1e-9)
+            _, r_lo, r_hi, p = welch_by_hand(rep_medians(run, base), rep_medians(run, row))
+            assert (row["rel_ci_lo"], row["rel_ci_hi"], row["rel_p"]) == pytest.approx((r_lo, r_hi, p), rel=1e-9)
+            assert bool(row["rel_tie"]) == (r_lo <= 1 <= r_hi)
         assert bool(row["emulated"]) == (row["device"] == "twin")
         assert ("emulated" in str(row["flags"])) == (row["device"] == "twin")
 
@@ -216,14 +246,18 @@ def test_terminal_table_has_a_section_per_device_and_a_legend(setup: dict) -> No
     run = setup["run"]
     done = run_cli(["report", run.run_id, "--no-plots"], setup["env"])
     assert done.returncode == 0, done.stderr
-    out = done.stdout
+    answer_at = done.stdout.index("Answer")
+    out = done.stdout[done.stdout.index("--max-accuracy-drop"):]  # the tables come after the answer
     local_at, twin_at = out.index("\nlocal"), out.index("twin (emulated) — emulated, not comparable")
     end = out.index("Note: This report mixes")  # after the last device table come notes and sections
     assert local_at < twin_at < end
     # every row of a device's table sits between its title and the next device's title
     assert out[local_at:twin_at].count(setup["family"]) == len(run.summary) // 2
     assert out[twin_at:end].count(setup["family"]) == len(run.summary) // 2
-    for header in ("p50 ms", "p50 95% CI", "p90 ms", "p99 ms", "inf/s", "vs fastest", "CPU %", "peak RSS MB",
+    answer = done.stdout[answer_at:done.stdout.index("--max-accuracy-drop")]
+    assert answer.count(f"{setup['family']} t") == 4  # per device, per thread count: the fastest (or a tie)
+    assert "tied for fastest" in answer or "fastest " in answer
+    for header in ("reps", "p50 ms", "next run 95%", "rep CV", "p90 ms", "p99 ms", "inf/s", "vs fastest", "CPU %", "peak RSS MB",
                    "temp °C", "flags"):
         assert header in out
     assert "Flags: ~ unstable  T throttled  E emulated  n few samples" in out
@@ -239,8 +273,8 @@ def test_multi_run_report_keeps_run_ids(setup: dict) -> None:
     for r in rows:
         source = run if r["run"] == run.run_id else other
         device = "twin" if r["device"].startswith("twin") else r["device"]
-        x = loop(source, {"device": device, "model": r["model"], "variant": r["variant"], "threads": r["thr"]})
-        shown_equals(r["p50 ms"], float(np.median(x)))
+        key = {"device": device, "model": r["model"], "variant": r["variant"], "threads": r["thr"]}
+        shown_equals(r["p50 ms"], headline_by_hand(rep_medians(source, key))[0])
     assert f"local appears in runs {run.run_id}, {other.run_id}" in md
     js = json.loads(run_cli(["report", run.run_id, other.run_id, "--format", "json", "--no-plots"], env).stdout)
     assert [r["run_id"] for r in js["runs"]] == [run.run_id, other.run_id]
@@ -331,18 +365,20 @@ def test_html_is_one_self_contained_file_with_the_same_numbers(setup: dict) -> N
     # per device: latency, throughput, thread scaling; then one timeline per cell (sections may add more images)
     assert len(pngs) == 2 * 3 + len(run.summary)
     assert all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 10_000 for p in pngs)
-    for phrase in ("unstable: CV or drift", "emulated: measured under QEMU", "mixes emulated devices",
+    for phrase in ("unstable: the repetitions' medians vary", "emulated: measured under QEMU", "Answer", "mixes emulated devices",
                    fingerprint_line(run.fingerprints["local"])):
         assert html.escape(phrase) in text
     assert len(page.cells) == len(run.summary)
     for ident, shown in page.cells.items():
         _run_id, device, model, variant, threads, _xnn, _batch = ident.split("|")
-        x = loop(run, {"device": device, "model": model, "variant": variant, "threads": threads})
+        key = {"device": device, "model": model, "variant": variant, "threads": threads}
+        x = loop(run, key)
         assert int(shown["count"]) == x.size
-        shown_equals(shown["p50_ms"], float(np.median(x)))
+        p50, lo_ms, _ = headline_by_hand(rep_medians(run, key))
+        shown_equals(shown["p50_ms"], p50)
         shown_equals(shown["p99_ms"], float(np.percentile(x, 99)))
         lo, hi = shown["p50_ci"].split("–")
-        shown_equals(lo, median_ci_by_binomial(x)[0])
+        printed_equals(lo, lo_ms)
         assert ("E" in shown["flags"]) == (device == "twin")
 
 

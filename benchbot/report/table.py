@@ -245,7 +245,7 @@ def to_csv(data: ReportData | pd.DataFrame) -> str:
 def to_json(data: ReportData | pd.DataFrame, runs: list[dict[str, Any]] | None = None,
             sections: list[Section] | None = None) -> str:
     data = _as_data(data)
-    records = json.loads(export_frame(data.summary).to_json(orient="records"))
+    records = json.loads(export_frame(data.summary).to_json(orient="records", double_precision=15))
     body = {
         "format": "benchbot-summary", "version": 1,
         "runs": runs if runs is not None else data.run_states(),
