@@ -16,6 +16,7 @@ Two levels, kept apart on purpose:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -188,8 +189,9 @@ class RatioEstimate:
 
     @property
     def tie(self) -> bool:
-        """The interval holds 1: the difference is inside the noise (or cannot be told without repetitions)."""
-        return self.lo is None or self.hi is None or self.lo <= 1.0 <= self.hi
+        """The interval holds 1: the difference is inside the run-to-run noise. False without an interval
+        (one repetition): then nothing is known either way, which callers say separately."""
+        return self.lo is not None and self.hi is not None and self.lo <= 1.0 <= self.hi
 
 
 def ratio_of_repetitions(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
@@ -209,6 +211,8 @@ def ratio_of_repetitions(a: Sequence[float] | np.ndarray, b: Sequence[float] | n
     if float(la.std(ddof=1)) == 0.0 and float(lb.std(ddof=1)) == 0.0:  # no spread at all: t is undefined
         same = math.isclose(ratio, 1.0)
         return RatioEstimate(ratio, ratio, ratio, 1.0 if same else 0.0)
-    test = sps.ttest_ind(lb, la, equal_var=False)
-    ci = test.confidence_interval(confidence)
+    with warnings.catch_warnings():  # near-identical values: scipy warns about precision, the result stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        test = sps.ttest_ind(lb, la, equal_var=False)
+        ci = test.confidence_interval(confidence)
     return RatioEstimate(ratio, math.exp(float(ci.low)), math.exp(float(ci.high)), float(test.pvalue))

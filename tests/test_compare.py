@@ -56,10 +56,10 @@ def test_ratio_of_repetitions_is_welch_on_log_medians(case: str) -> None:
     assert got.tie == (lo <= 1.0 <= hi)
 
 
-def test_ratio_without_repetitions_has_no_interval_and_counts_as_a_tie() -> None:
+def test_ratio_without_repetitions_has_no_interval_and_claims_nothing() -> None:
     one = stats.ratio_of_repetitions([2.0], [3.0, 3.1, 2.9])
     assert one is not None and one.ratio == pytest.approx(3.0 / 2.0, rel=0.01)
-    assert one.lo is None and one.p_value is None and one.tie
+    assert one.lo is None and one.p_value is None and not one.tie
     assert stats.ratio_of_repetitions([], [1.0]) is None
     flat = stats.ratio_of_repetitions([2.0, 2.0, 2.0], [2.0, 2.0, 2.0])
     assert flat is not None and flat.p_value == 1.0 and flat.tie

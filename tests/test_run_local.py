@@ -42,22 +42,29 @@ def test_every_zoo_variant_ran_and_was_stored(zoo_run: benchbot.Run) -> None:
 def test_every_sample_is_stored_and_the_summary_agrees_with_it(zoo_run: benchbot.Run) -> None:
     samples = zoo_run.samples
     for _, row in zoo_run.summary.iterrows():
-        attempt = zoo_run.best(row["key"])
-        end = attempt.first("cell_end")
-        loop = samples[(samples["model"] == row["model"]) & (samples["variant"] == row["variant"])
-                       & (samples["phase"] == "loop")]["latency_ms"].to_numpy()
-        # nothing aggregated away: one stored value per timed invoke
-        assert len(loop) == end["loop_runs"] == row["count"] >= 20
-        assert row["p50_ms"] == pytest.approx(np.median(loop))
-        assert row["p99_ms"] == pytest.approx(np.percentile(loop, 99))
-        assert row["max_ms"] == pytest.approx(loop.max())
+        reps = zoo_run.repetitions(row["key"])
+        assert sorted(reps) == [1, 2] and row["repetitions"] == row["reps_ok"] == 2
+        cell = samples[(samples["model"] == row["model"]) & (samples["variant"] == row["variant"])
+                       & (samples["threads"] == row["threads"])]
+        medians, runs, loop_ns = [], 0, 0
+        for rep, attempt in reps.items():
+            end = attempt.first("cell_end")
+            mine = cell[cell["repetition"] == rep]
+            loop = mine[mine["phase"] == "loop"]["latency_ms"].to_numpy()
+            # nothing aggregated away: one stored value per timed invoke, in every repetition
+            assert len(loop) == end["loop_runs"] >= 20
+            assert end["loop_ns"] / 1e6 >= loop.sum()  # the loop's wall time covers the timed invokes
+            assert len(mine[mine["phase"] == "warmup"]) == end["warmup_runs"] >= 2
+            assert attempt.first("cell_start")["repetition"] == rep
+            medians.append(float(np.median(loop)))
+            runs, loop_ns = runs + end["loop_runs"], loop_ns + end["loop_ns"]
+        pooled = cell[cell["phase"] == "loop"]["latency_ms"].to_numpy()
+        assert row["count"] == len(pooled) == runs
+        assert row["p50_ms"] == pytest.approx(float(np.exp(np.mean(np.log(medians)))))
+        assert row["p99_ms"] == pytest.approx(np.percentile(pooled, 99))
+        assert row["max_ms"] == pytest.approx(pooled.max())
         assert row["p50_ci_lo_ms"] <= row["p50_ms"] <= row["p50_ci_hi_ms"]
-        assert row["throughput"] == pytest.approx(end["loop_runs"] / (end["loop_ns"] / 1e9))
-        # the loop's wall time covers at least the sum of the timed invokes
-        assert end["loop_ns"] / 1e6 >= loop.sum()
-        warm = samples[(samples["model"] == row["model"]) & (samples["variant"] == row["variant"])
-                       & (samples["phase"] == "warmup")]
-        assert len(warm) == end["warmup_runs"] >= 2
+        assert row["throughput"] == pytest.approx(runs / (loop_ns / 1e9))
         assert row["init_ms"] > 0 and row["first_ms"] > 0
         assert row["peak_rss_mb"] > 10
         assert row["model_size"] == (ZOO_DIR / row["model"] / f"{row['variant']}.tflite").stat().st_size
@@ -122,4 +129,4 @@ def test_report_table_exports_and_plots(zoo_run: benchbot.Run, tmp_path: Path) -
     js = json.loads(run_cli(["report", "--format", "json", "--no-plots"], env).stdout)
     assert js["format"] == "benchbot-summary" and len(js["cells"]) == len(zoo_run.summary)
     md = run_cli(["report", zoo_run.run_id, "--format", "md", "--no-plots"], env).stdout
-    assert md.startswith("| device |") and md.count("\n| local |") == len(zoo_run.summary)
+    assert md.startswith("## Answer") and "\n| device |" in md and md.count("\n| local |") == len(zoo_run.summary)

@@ -63,7 +63,7 @@ class GroupAnswer:
 def _tied(best: Any, other: Any) -> bool:
     """The same rule as the relative column, always against the fastest (whatever --baseline says)."""
     estimate = stats.ratio_of_repetitions(rep_medians(best), rep_medians(other))
-    return estimate is None or estimate.tie
+    return estimate is not None and estimate.tie
 
 
 def _setting(row: Any, varies: dict[str, bool]) -> str:

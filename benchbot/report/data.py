@@ -80,7 +80,7 @@ def add_relative_columns(summary: pd.DataFrame, samples: dict[tuple, np.ndarray]
     """rel_ratio = p50 of the cell / p50 of the baseline cell of its group, from their repetitions.
 
     The interval and p-value are `stats.ratio_of_repetitions` (Welch's t on the log repetition
-    medians); `rel_tie` is true where that interval holds 1 (or a side has one repetition), so a
+    medians); `rel_tie` is true where that interval holds 1 (None without an interval), so a
     difference inside the noise is called a tie, never a ranking. Failed and incomplete cells get
     no ratio. `baseline` is "fastest" (the lowest p50 in each group) or a variant name; groups
     without that variant get no relative value.
@@ -110,7 +110,7 @@ def add_relative_columns(summary: pd.DataFrame, samples: dict[tuple, np.ndarray]
             estimate = stats.ratio_of_repetitions(rep_medians(base), rep_medians(row))
             frame.at[index, "rel_ratio"] = (estimate.ratio if estimate
                                             else float(row["p50_ms"]) / float(base["p50_ms"]))
-            frame.at[index, "rel_tie"] = estimate.tie if estimate else True
+            frame.at[index, "rel_tie"] = estimate.tie if estimate else None
             if estimate is not None and estimate.lo is not None:
                 frame.at[index, "rel_ci_lo"], frame.at[index, "rel_ci_hi"] = estimate.lo, estimate.hi
                 frame.at[index, "rel_p"] = estimate.p_value

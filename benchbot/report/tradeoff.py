@@ -89,7 +89,7 @@ def tradeoff_frame(data: ReportData) -> pd.DataFrame:
     """The summary rows the trade-off needs, in report order, with each cell's task fingerprint."""
     wanted = ["run_id", "device", "emulated", "model", "variant", *CONFIG, "key", "baseline", "status", "reason",
               "model_size", "size_ratio", "accuracy", "accuracy_n", "accuracy_delta_pts", "agreement",
-              "accuracy_error", "p50_ms", "throughput", "peak_rss_mb"]
+              "accuracy_error", "p50_ms", "rep_p50_ms", "throughput", "peak_rss_mb"]
     frames = [data.device_rows(d, e) for d, e in data.devices()]
     frame = pd.concat(frames) if frames else data.summary.iloc[0:0]
     frame = frame.copy()
@@ -177,9 +177,10 @@ def speed_words(mine: Any, theirs: Any, other: str = "", tie: bool = False) -> s
 
 
 def speed_tie(a: Any, b: Any) -> bool:
-    """Whether two summary rows' latencies differ only within the noise of their repetitions."""
+    """Whether two summary rows' latencies differ only within the noise of their repetitions (False when
+    either has fewer than two: nothing is known then, and the plain numbers are all there is)."""
     estimate = stats.ratio_of_repetitions(rep_medians(a), rep_medians(b))
-    return estimate is None or estimate.tie
+    return estimate is not None and estimate.tie
 
 
 def _tie_within(rows: list[Any]) -> Callable[[int, int], bool]:
