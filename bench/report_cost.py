@@ -42,7 +42,8 @@ def generate(root: Path, cells_n: int, samples_n: int, seed: int = 7) -> tuple[s
 
     from benchbot import agent
     from benchbot.models.catalog import resolve_models
-    from benchbot.plan import Cell, Plan, Settings, cell_key
+    from benchbot.plan import Cell, Plan, Settings, Unit, cell_key
+    from benchbot.protocol import PROTOCOL
     from benchbot.profiles import load_profile
     from benchbot.store import RunWriter
 
@@ -77,10 +78,10 @@ def generate(root: Path, cells_n: int, samples_n: int, seed: int = 7) -> tuple[s
 
     events = 0
     for cell in cells:
-        w = writer.cell_writer(cell)
+        w = writer.cell_writer(Unit(cell, 1))
         base_ms = float(rng.uniform(0.3, 6.0))  # 10,000 runs fit the default 60 s max
         clock = int(rng.integers(1e12, 2e12))
-        w.write_event({"event": "hello", "protocol": 1, "pid": 1234, "fingerprint": fp})
+        w.write_event({"event": "hello", "protocol": PROTOCOL, "pid": 1234, "fingerprint": fp})
         tele_t = clock
 
         def tele(phase: str, t_ns: int, w: Any = w) -> None:

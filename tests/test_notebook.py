@@ -66,7 +66,7 @@ def test_notebook_runs_against_a_fresh_run(tmp_path: Path, monkeypatch: pytest.M
     tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert tables, "the summary table was not shown"
     table = tables[0]
-    assert "p50 ms" in table and "p50 95% CI" in table and "vs fastest" in table
+    assert "p50 ms" in table and "next run 95%" in table and "vs fastest" in table
     for variant in run.summary["variant"]:
         assert f"<td>{variant}</td>" in table
     images = [o for o in outputs if "image/png" in o.get("data", {})]
