@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbot import agent as agent_module
+from benchbot import locks
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import sha256_file
 from benchbot.plan import Cell, Plan
@@ -49,10 +50,19 @@ class RunOutcome:
     outcomes: list[CellOutcome] = field(default_factory=list)
     interrupted: bool = False
     bytes_sent: dict[str, int] = field(default_factory=dict)
+    planned: int = 0
+    """Cells this invocation set out to run (an interrupt leaves some without an outcome)."""
 
     @property
     def failed(self) -> list[CellOutcome]:
         return [o for o in self.outcomes if o.status != "ok"]
+
+
+def run_status(outcome: RunOutcome) -> str:
+    """complete (every cell ok), failed (no cell ok) or partial; an interrupt is told apart by the caller."""
+    if not outcome.failed:
+        return "complete"
+    return "failed" if len(outcome.failed) == len(outcome.outcomes) else "partial"
 
 
 class _CellStream:
@@ -109,6 +119,19 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
+#: Signals a process raises against itself when it crashes; any other came from outside.
+CRASH_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGABRT", "SIGILL", "SIGFPE")
+
+
+def signal_reason(signum: int) -> str:
+    """Why an agent that the host did not stop ended by signal `signum`: a crash, or a kill from outside."""
+    name = _signal_name(-signum)
+    if name in CRASH_SIGNALS:
+        return f"the agent died with {name} (the runtime crashed)"
+    hint = " (the kernel's out-of-memory killer also sends it)" if name == "SIGKILL" else ""
+    return f"the agent was killed by signal {signum} ({name}) from outside benchbot{hint}"
+
+
 def classify(stream: _CellStream, result: CommandResult, deadline_s: float) -> tuple[str, str | None, bool]:
     """(status, reason, device_lost) of a finished agent process."""
     last_err = next((ln for ln in reversed(result.stderr_tail.strip().splitlines()) if ln.strip()), "")
@@ -124,7 +147,7 @@ def classify(stream: _CellStream, result: CommandResult, deadline_s: float) -> t
         detail = f" ({last_err})" if last_err else ""
         return "failed", f"the connection to the device was lost{detail}", True
     if result.returncode < 0:
-        return "failed", f"the agent died with {_signal_name(result.returncode)} (the runtime crashed)", False
+        return "failed", signal_reason(-result.returncode), False
     if result.returncode == 127 or "No such file" in last_err or "not found" in last_err:
         return "failed", f"the agent could not start: {last_err or 'interpreter not found'}", False
     detail = f": {last_err}" if last_err else ""
@@ -166,6 +189,7 @@ class Runner:
             thread = threading.Thread(target=self._device_main, args=(profile, by_device[profile.name]),
                                       name=f"device-{profile.name}", daemon=True)
             threads.append(thread)
+        self.outcome.planned = len(todo)
         self.writer.log("run_start", cells=[c.key for c in todo])
         for thread in threads:
             thread.start()
@@ -177,7 +201,7 @@ class Runner:
             self.interrupt()
             for thread in threads:
                 thread.join(timeout=30)
-        status = "interrupted" if self.outcome.interrupted else ("partial" if self.outcome.failed else "complete")
+        status = "interrupted" if self.outcome.interrupted else run_status(self.outcome)
         self.writer.log("run_end", status=status, bytes_sent=self.outcome.bytes_sent)
         return self.outcome
 
@@ -223,12 +247,15 @@ class Runner:
             self.progress.update(name, state="failed")
             self._fail_all(cells, f"{name}: {type(exc).__name__}: {exc}")
             return
+        device_lock = None
         try:
+            device_lock = locks.lock_device(profile, transport)  # no two benchbots on one device
             self._device_cells(profile, transport, cells)
         except TransportError as exc:
             done = {o.cell.key for o in self.outcome.outcomes}
             self._fail_all([c for c in cells if c.key not in done], str(exc))
         finally:
+            locks.release_device(transport, device_lock)
             self.outcome.bytes_sent[name] = transport.bytes_sent
             try:
                 transport.close()
