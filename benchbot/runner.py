@@ -181,26 +181,31 @@ class Runner:
     def run(self, cells: list[Cell] | None = None) -> RunOutcome:
         todo = cells if cells is not None else self.plan.cells
         by_device = {p.name: [c for c in self.plan.cells_for(p.name) if c in todo] for p in self.plan.devices}
-        threads = []
+        threads, finished = [], []
         for profile in self.plan.devices:
             if not by_device[profile.name]:
                 continue
             self.progress.add_device(profile.name, len(by_device[profile.name]))
-            thread = threading.Thread(target=self._device_main, args=(profile, by_device[profile.name]),
+            done = threading.Event()
+            thread = threading.Thread(target=self._device_thread, args=(profile, by_device[profile.name], done),
                                       name=f"device-{profile.name}", daemon=True)
             threads.append(thread)
+            finished.append(done)
         self.outcome.planned = len(todo)
         self.writer.log("run_start", cells=[c.key for c in todo])
         for thread in threads:
             thread.start()
+        # Wait on events, not Thread.join: a KeyboardInterrupt (Ctrl-C, SIGTERM) that breaks into join() makes
+        # Python 3.11 mark a still-running thread as stopped, so a second join returned at once and the run
+        # ended before its devices had stopped their agents and stored their cells.
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(timeout=0.2)
+            for done in finished:
+                while not done.wait(0.2):
+                    pass
         except KeyboardInterrupt:
             self.interrupt()
-            for thread in threads:
-                thread.join(timeout=30)
+            for done in finished:
+                done.wait(timeout=30)
         status = "interrupted" if self.outcome.interrupted else run_status(self.outcome)
         self.writer.log("run_end", status=status, bytes_sent=self.outcome.bytes_sent)
         return self.outcome
@@ -230,6 +235,12 @@ class Runner:
             writer.note("outcome", status="failed", reason=reason)
             writer.close()
             self._record(CellOutcome(cell, "failed", reason))
+
+    def _device_thread(self, profile: Profile, cells: list[Cell], done: threading.Event) -> None:
+        try:
+            self._device_main(profile, cells)
+        finally:
+            done.set()
 
     def _device_main(self, profile: Profile, cells: list[Cell]) -> None:
         name = profile.name

@@ -149,7 +149,8 @@ def test_sigterm_stops_the_run_like_ctrl_c_and_it_resumes(cli_env: dict[str, str
     assert not (local / "device.lock").exists(), "the device lock was left behind"
 
     run = benchbot.load_run(results=results)
-    assert [e["status"] for e in _log(run, "run_end")] == ["interrupted"]
+    kinds = [(e["event"], e.get("status")) for e in run.log if e["event"] in ("cell", "run_end")]
+    assert kinds == [("cell", "incomplete"), ("run_end", "interrupted")], "the run ended before its device stopped"
     first = run.summary.sort_values("order").iloc[0]
     assert first["status"] == "incomplete" and first["count"] > 0, "samples taken before SIGTERM were lost"
     measured = first["count"]
@@ -381,3 +382,57 @@ def test_resume_of_a_run_whose_every_cell_failed_exits_4(tmp_path: Path, cli_env
     assert done.returncode == 4, done.stderr
     assert "0 of 2 cells ok" in done.stderr and "the run failed: no cell succeeded" in done.stderr
     assert "no runtime here" in done.stderr
+
+
+def _model_with_external_buffer(offset: int) -> bytes:
+    """A minimal TFLite FlatBuffer whose buffer 1 lives outside it (Buffer.offset/size), as in models over 2 GB."""
+    import flatbuffers
+
+    b = flatbuffers.Builder(0)
+
+    def tables(items: list[int]) -> int:
+        b.StartVector(4, len(items), 4)
+        for item in reversed(items):
+            b.PrependUOffsetTRelative(item)
+        return b.EndVector()
+
+    name = b.CreateString("weights")
+    b.StartVector(4, 1, 4)
+    b.PrependInt32(2)
+    shape = b.EndVector()
+    b.StartObject(4)  # Tensor: shape, type, buffer, name
+    b.PrependUOffsetTRelativeSlot(0, shape, 0)
+    b.PrependUint32Slot(2, 1, 0)
+    b.PrependUOffsetTRelativeSlot(3, name, 0)
+    tensor = b.EndObject()
+    tensors = tables([tensor])
+    b.StartObject(5)  # SubGraph: tensors
+    b.PrependUOffsetTRelativeSlot(0, tensors, 0)
+    graph = b.EndObject()
+    b.StartObject(3)
+    empty = b.EndObject()
+    b.StartObject(3)  # Buffer: data, offset, size
+    b.PrependUint64Slot(1, offset, 0)
+    b.PrependUint64Slot(2, 8, 0)
+    external = b.EndObject()
+    graphs, buffers = tables([graph]), tables([empty, external])
+    b.StartObject(8)  # Model: version, operator_codes, subgraphs, description, buffers
+    b.PrependUint32Slot(0, 3, 0)
+    b.PrependUOffsetTRelativeSlot(2, graphs, 0)
+    b.PrependUOffsetTRelativeSlot(4, buffers, 0)
+    b.Finish(b.EndObject(), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_buffers_stored_after_the_flatbuffer_must_be_in_the_file(tmp_path: Path) -> None:
+    size = len(_model_with_external_buffer(1 << 20))
+    start = (size + 15) // 16 * 16
+    flat = _model_with_external_buffer(start)
+    assert len(flat) == size
+    whole = flat + b"\0" * (start - size) + b"12345678"
+    model = tmp_path / "external.tflite"
+    model.write_bytes(whole)
+    verify_tflite(model)
+    model.write_bytes(whole[:-3])  # the external data is cut short, the FlatBuffer itself is whole
+    with pytest.raises(DamagedModel, match=f"the data of buffer 1 \\(bytes {start}..{start + 8}\\) lies outside"):
+        verify_tflite(model)

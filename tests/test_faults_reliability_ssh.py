@@ -4,6 +4,7 @@ between two benchbot processes."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -15,9 +16,9 @@ import benchbot
 from benchbot.models.catalog import sha256_file, zoo_families
 from benchbot.transport.base import TransportError
 from benchbot.transport.ssh import SSHTransport
-from tests.test_fleet_ssh import FAST, Fleet, family, fleet, wait_for_event  # noqa: F401 - fixtures
+from tests.test_fleet_ssh import FAST, Fleet, family, fleet, wait_for_event, wait_for_loop_samples, wait_gone  # noqa: F401
 
-pytest_plugins = ["tests.sshd"]
+pytest_plugins = ["tests.sshd"]  # family and fleet (imported above) are fixtures
 pytestmark = [pytest.mark.ssh, pytest.mark.skipif(not zoo_families(), reason="the model zoo is not built")]
 
 
@@ -101,3 +102,31 @@ def test_two_benchbots_never_share_a_device_over_ssh(fleet: Fleet, family: Path)
     busy = benchbot.load_run(runs[1], results=fleet.results)
     assert (busy.summary["status"] == "failed").all() and busy.samples.empty
     assert (benchbot.load_run(runs[0], results=fleet.results).summary["status"] == "ok").all()
+
+
+def test_sigterm_stops_the_remote_agent_and_the_run_resumes(fleet: Fleet, family: Path) -> None:  # noqa: F811
+    fleet.device("a")
+    proc = fleet.popen(["run", "--devices", "a", "--models", str(family), "--variants", "fp32,int8",
+                        "--no-accuracy", *FAST, "--min-seconds", "3"])
+    try:
+        start, events = wait_for_event(fleet.results, "a", "cell_start")
+        wait_for_loop_samples(fleet.results, "a")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, stderr
+    assert "interrupted by SIGTERM; continue with: benchbot run --resume" in stderr and "Traceback" not in stderr
+    assert "0 of 2 cells ok (1 not run)" in stderr
+    assert wait_gone(start["pid"], 5), "the agent still runs on the device"
+    assert not (fleet.workdir("a") / "device.lock").exists()
+    run = fleet.load()
+    kinds = [(e["event"], e.get("status")) for e in run.log if e["event"] in ("cell", "run_end")]
+    assert kinds == [("cell", "incomplete"), ("run_end", "interrupted")], "the run ended before its device stopped"
+    key = events.parent.parent.name
+    measured = len(run.best(key).samples())
+    assert measured > 0, "the samples measured before SIGTERM were lost"
+    resumed = fleet.cli(["run", "--resume", run.run_id])
+    assert resumed.returncode == 0, resumed.stderr
+    after = fleet.load(run.run_id)
+    assert after.complete and len(after.attempts[key]) == 2 and len(after.attempts[key][0].samples()) == measured
