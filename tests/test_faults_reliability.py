@@ -340,34 +340,60 @@ def test_an_agent_killed_from_outside_says_so_and_gets_no_ratio(cli_env: dict[st
 # ------------------------------------------------------------------------------------------ names
 
 
+def _cells(line: str) -> int:
+    """Markdown table cells in a line: pipes not escaped by an odd number of backslashes."""
+    count, backslashes = 0, 0
+    for ch in line:
+        if ch == "|" and backslashes % 2 == 0:
+            count += 1
+        backslashes = backslashes + 1 if ch == "\\" else 0
+    return count
+
+
 def test_a_hostile_model_name_cannot_break_an_export(tmp_path: Path, cli_env: dict[str, str], local: Path) -> None:
     name = "evil|na\nme[red]x\\"
+    shown = "evil|na\\nme[red]x\\"
     model = tmp_path / f"{name}.tflite"
     shutil.copy(_smallest() / "fp32.tflite", model)
-    done = run_cli(["run", "--models", str(model), *QUICK], cli_env)
+    # and a family (with an eval set, so the trade-off section lists it too) called the same way, variants 2
+    family = tmp_path / "fam"
+    family.mkdir()
+    info = json.loads((_smallest() / "family.json").read_text())
+    info["name"] = "fam " + name
+    info["variants"] = {v: info["variants"][v] for v in ("fp32", "int8")}
+    (family / "family.json").write_text(json.dumps(info))
+    for file in ("fp32.tflite", "int8.tflite", info["eval"]):
+        shutil.copy(_smallest() / file, family / file)
+    done = run_cli(["run", "--models", f"{model},{family}", *QUICK], cli_env)
     assert done.returncode == 0, done.stderr
-    shown = "evil|na\\nme[red]x\\"
+    assert f"{shown}/model t1: ok" in done.stderr, "a progress line was split"
 
     md = run_cli(["report", "--no-plots", "--format", "md"], cli_env).stdout
-    rows = [line for line in md.splitlines() if line.startswith("| ")]
-    assert len(rows) == 2, "the model's row was split"
-    assert rows[1].count(" | ") == rows[0].count(" | "), "the name added a column"
-    assert "evil\\|na\\\\nme[red]x\\\\" in rows[1]
+    lines = md.splitlines()
+    assert not any(line.startswith("me[red]") for line in lines), "a name's newline split a line"
+    tables = 0
+    for before, line in zip([""] + lines, lines):
+        if line.startswith("|") and not before.startswith("|"):
+            tables, width = tables + 1, _cells(line)
+        elif line.startswith("|"):
+            assert _cells(line) == width, f"a name changed the columns of: {line}"
+    assert tables >= 2, "the main table and the trade-off table"
+    rows = [line for line in lines if line.startswith("| local | ")]
+    assert len(rows) == 3 and "| evil\\|na\\\\nme[red]x\\\\ |" in rows[0]
 
     text = run_cli(["report", "--no-plots", "--format", "csv"], cli_env).stdout
-    assert len(text.splitlines()) == 2, "a CSV record spans lines"
-    records = list(csv.DictReader(io.StringIO(text)))
-    assert [r["model"] for r in records] == [shown]
+    assert len(text.splitlines()) == 4, "a CSV record spans lines"
+    assert sorted(r["model"] for r in csv.DictReader(io.StringIO(text))) == [shown, "fam " + shown, "fam " + shown]
 
     exact = json.loads(run_cli(["report", "--no-plots", "--format", "json"], cli_env).stdout)
-    assert [c["model"] for c in exact["cells"]] == [name], "JSON must keep the name exactly"
+    assert sorted(c["model"] for c in exact["cells"]) == [name, "fam " + name, "fam " + name], "JSON keeps names"
 
     table = run_cli(["report", "--no-plots"], cli_env).stdout
     assert shown in table, "the terminal table ate part of the name (markup) or split it"
 
     out = tmp_path / "r.html"
     assert run_cli(["report", "--no-plots", "--format", "html", "-o", str(out)], cli_env).returncode == 0
-    assert "evil|na\\nme[red]x\\" in out.read_text()
+    assert shown in out.read_text()
 
 
 def test_resume_of_a_run_whose_every_cell_failed_exits_4(tmp_path: Path, cli_env: dict[str, str],
