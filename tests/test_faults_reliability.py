@@ -462,3 +462,12 @@ def test_buffers_stored_after_the_flatbuffer_must_be_in_the_file(tmp_path: Path)
     model.write_bytes(whole[:-3])  # the external data is cut short, the FlatBuffer itself is whole
     with pytest.raises(DamagedModel, match=f"the data of buffer 1 \\(bytes {start}..{start + 8}\\) lies outside"):
         verify_tflite(model)
+
+
+def test_ssh_settings_refuse_a_password_as_password_env_without_echoing_it() -> None:
+    from benchbot.transport.ssh import SSHSettings
+
+    with pytest.raises(ValueError) as caught:
+        SSHSettings(host="h", password_env="Hunter2-Literal-PW")
+    assert "Hunter2" not in str(caught.value) and "name of an environment variable" in str(caught.value)
+    assert SSHSettings(host="h", password_env="PI_PASSWORD").password_env == "PI_PASSWORD"

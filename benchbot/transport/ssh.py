@@ -81,6 +81,8 @@ class SSHSettings:
             raise ValueError(f"host_key_policy must be 'strict' or 'accept-new', not {self.host_key_policy!r}")
         if self.known_hosts is not None:
             self.known_hosts = Path(self.known_hosts).expanduser()
+        if self.password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.password_env):
+            raise ValueError("password_env must be the name of an environment variable, not a password")  # no echo
 
     @property
     def name(self) -> str:
