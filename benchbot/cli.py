@@ -104,8 +104,11 @@ def run(**opts: Any) -> None:
         interleave=opts["order"] == "interleaved", resume=opts["resume"], rehearse=opts["rehearse"],
         results=opts["results"], quiet=opts["quiet"], argv=sys.argv[1:],
     )
-    with sigterm_as_ctrl_c():  # `kill`, `timeout` and service managers stop a run as Ctrl-C does
-        outcome = execute(request)
+    try:
+        with sigterm_as_ctrl_c():  # `kill`, `timeout` and service managers stop a run as Ctrl-C does
+            outcome = execute(request)
+    except KeyboardInterrupt:  # before the cells started (or a second Ctrl-C while stopping)
+        raise BenchbotError(f"interrupted{interrupted_by()}; anything measured is stored (see: benchbot runs)") from None
     ok = len(outcome.outcomes) - len(outcome.failed)
     planned = max(outcome.planned, len(outcome.outcomes))
     not_run = f" ({planned - len(outcome.outcomes)} not run)" if planned > len(outcome.outcomes) else ""
