@@ -43,8 +43,8 @@ def generate(root: Path, cells_n: int, samples_n: int, seed: int = 7) -> tuple[s
     from benchbot import agent
     from benchbot.models.catalog import resolve_models
     from benchbot.plan import Cell, Plan, Settings, Unit, cell_key
-    from benchbot.protocol import PROTOCOL
     from benchbot.profiles import load_profile
+    from benchbot.protocol import PROTOCOL
     from benchbot.store import RunWriter
 
     rng = np.random.default_rng(seed)

@@ -5,6 +5,7 @@ Scripts and notebooks call these directly; the CLI only parses options.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbot.errors import BenchbotError
+from benchbot.locks import run_lock
 from benchbot.models.catalog import resolve_models
 from benchbot.plan import Plan, Settings, build_plan, settings_from_json, validate_axes
 from benchbot.profiles import Profile, load_profile
@@ -70,8 +72,15 @@ def qemu_twin(profile: Profile) -> Profile:
 
 def execute(request: RunRequest, transport_factory: Callable[[Profile], Transport] = for_profile) -> RunOutcome:
     """Plan (or resume) a run, execute it, and return what happened to each cell."""
+    with contextlib.ExitStack() as held:  # the run folder's writer lock, held until the run ends
+        return _execute(request, transport_factory, held)
+
+
+def _execute(request: RunRequest, transport_factory: Callable[[Profile], Transport],
+             held: contextlib.ExitStack) -> RunOutcome:
     root = results_root(request.results)
     if request.resume:
+        held.enter_context(run_lock(find_run(request.resume, root)))  # one writer per run folder
         plan, writer, todo = _resume(request, root)
     else:
         settings = Settings(
@@ -86,6 +95,7 @@ def execute(request: RunRequest, transport_factory: Callable[[Profile], Transpor
         plan = build_plan(devices, families, settings, threads=request.threads, xnnpack=request.xnnpack,
                           batches=request.batches, interleave=request.interleave)
         writer = RunWriter.create(root, plan, request.argv)
+        held.enter_context(run_lock(writer.folder))
         todo = plan.units
     progress = make_progress(request.quiet)
     runner = Runner(plan, writer, progress, transport_factory)
@@ -182,7 +192,7 @@ def report_runs(
         if plots:
             for run in loaded:
                 own = data.summary[data.summary["run_id"] == run.run_id]
-                table.export_frame(own).to_csv(run.folder / "summary.csv", index=False)
+                (run.folder / "summary.csv").write_text(table.to_csv(own))
         if fmt == "table":  # the table first: plots of a big run take a while
             shown = render_sections(data, sections)
             _print_report(data, shown)
@@ -246,7 +256,7 @@ def _print_report(data: Any, sections: list[Any]) -> None:
     for renderable in table.to_rich(data):
         console.print(renderable)
     for line in table.failures(data.summary):
-        console.print(f"[red]{line}[/]")
+        console.print(line, style="red", markup=False)
     for section in sections:
         console.print()
         console.print(f"[bold]{section.title}[/]")

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from benchbot import __version__
-from benchbot.errors import BenchbotError, PartialRun
+from benchbot.errors import BenchbotError, PartialRun, RunFailed
 from benchbot.plan import Settings
 
 
@@ -98,6 +98,8 @@ def main() -> None:
 def run(**opts: Any) -> None:
     """Benchmark models on devices and store every sample under results/."""
     from benchbot.api import RunRequest, execute
+    from benchbot.interrupts import interrupted_by, sigterm_as_ctrl_c
+    from benchbot.runner import run_status
 
     request = RunRequest(
         devices=_csv(opts["devices"]) or ["local"],
@@ -113,15 +115,24 @@ def run(**opts: Any) -> None:
         interleave=opts["order"] == "interleaved", resume=opts["resume"], rehearse=opts["rehearse"],
         results=opts["results"], quiet=opts["quiet"], argv=sys.argv[1:],
     )
-    outcome = execute(request)
+    try:
+        with sigterm_as_ctrl_c():  # `kill`, `timeout` and service managers stop a run as Ctrl-C does
+            outcome = execute(request)
+    except KeyboardInterrupt:  # before the cells started (or a second Ctrl-C while stopping)
+        raise BenchbotError(f"interrupted{interrupted_by()}; anything measured is stored (see: benchbot runs)") from None
     ok = len(outcome.outcomes) - len(outcome.failed)
-    click.echo(f"run {outcome.run_id}: {ok} of {len(outcome.outcomes)} repetitions ok, stored in {outcome.folder}",
-               err=True)
+    planned = max(outcome.planned, len(outcome.outcomes))
+    not_run = f"; {planned - len(outcome.outcomes)} not run" if planned > len(outcome.outcomes) else ""
+    click.echo(f"run {outcome.run_id}: {outcome.cells_ok} of {len(outcome.planned_units)} cells ok ({ok} of {planned} "
+               f"repetitions{not_run}), stored in {outcome.folder}", err=True)
     if outcome.interrupted:
-        raise BenchbotError(f"interrupted; continue with: benchbot run --resume {outcome.run_id}")
+        raise BenchbotError(f"interrupted{interrupted_by()}; continue with: benchbot run --resume {outcome.run_id}")
     if outcome.failed:
         for failure in outcome.failed:
             click.echo(f"  failed: {failure.cell.device} {failure.label()}: {failure.reason}", err=True)
+        if run_status(outcome) == "failed":
+            raise RunFailed(f"the run failed: no cell succeeded; after fixing the cause rerun them with: "
+                            f"benchbot run --resume {outcome.run_id}")
         raise PartialRun(f"the run is partial; rerun the failed cells with: benchbot run --resume {outcome.run_id}")
 
 

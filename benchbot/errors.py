@@ -13,3 +13,9 @@ class PartialRun(BenchbotError):
     """Some cells failed; what was measured is stored. Exit status 3 tells scripts the run is partial."""
 
     exit_code = 3
+
+
+class RunFailed(BenchbotError):
+    """Every cell failed: nothing was measured. Exit status 4 tells it apart from a partial run (3)."""
+
+    exit_code = 4

@@ -7,6 +7,7 @@ otherwise silently falls back to a default and benchmarks the wrong thing.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,13 @@ def _check_value(where: str, table: str, key: str, value: Any) -> None:
             f"{where}: key '{full}' is not allowed: put the password in an environment variable "
             "and name it in ssh.password_env"
         )
+    if full == "ssh.password_env" and value != "" and not _is_env_name(value):
+        # Never echo it: a value that is not a variable name is most likely the password itself.
+        raise ProfileError(
+            f"{where}: key 'ssh.password_env' must be the name of an environment variable (letters, digits "
+            "and _, not starting with a digit), not a password: put the password in an environment variable "
+            "and name that variable here"
+        )
     if spec is None:
         known = ", ".join(sorted(_SCHEMA[table]))
         raise ProfileError(f"{where}: unknown key '{full}' (known in [{table}]: {known})")
@@ -285,3 +293,8 @@ def _check_value(where: str, table: str, key: str, value: Any) -> None:
         raise ProfileError(f"{where}: key '{full}' must be {meaning}, got {value!r}")
     if not isinstance(value, types):
         raise ProfileError(f"{where}: key '{full}' must be {meaning}, got {value!r}")
+
+
+def _is_env_name(value: Any) -> bool:
+    """A POSIX environment variable name (what ssh.password_env must hold)."""
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None

@@ -71,7 +71,9 @@ class PlainProgress(_Base):
         self.stream = stream or sys.stderr
 
     def _print(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        from benchbot.report.fmt import name
+
+        self.stream.write(name(text) + "\n")  # a newline in a model's file name must not split the line
         self.stream.flush()
 
     def update(self, device: str, **changes: Any) -> None:

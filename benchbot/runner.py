@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchbot import agent as agent_module
-from benchbot import protocol
+from benchbot import locks, protocol
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import sha256_file
 from benchbot.plan import Cell, Plan, Unit
@@ -58,10 +58,32 @@ class RunOutcome:
     outcomes: list[CellOutcome] = field(default_factory=list)
     interrupted: bool = False
     bytes_sent: dict[str, int] = field(default_factory=dict)
+    #: Per cell key, the repetitions this invocation set out to run (an interrupt leaves some without an outcome).
+    planned_units: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def planned(self) -> int:
+        return sum(self.planned_units.values())
 
     @property
     def failed(self) -> list[CellOutcome]:
         return [o for o in self.outcomes if o.status != "ok"]
+
+    @property
+    def cells_ok(self) -> int:
+        """Cells whose every planned repetition finished ok in this invocation."""
+        ok: dict[str, int] = {}
+        for o in self.outcomes:
+            if o.status == "ok":
+                ok[o.cell.key] = ok.get(o.cell.key, 0) + 1
+        return sum(1 for key, n in self.planned_units.items() if ok.get(key, 0) >= n)
+
+
+def run_status(outcome: RunOutcome) -> str:
+    """complete (every repetition ok), failed (none ok) or partial; an interrupt is told apart by the caller."""
+    if not outcome.failed:
+        return "complete"
+    return "failed" if len(outcome.failed) == len(outcome.outcomes) else "partial"
 
 
 class _CellStream:
@@ -124,6 +146,19 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
+#: Signals a process raises against itself when it crashes; any other came from outside.
+CRASH_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGABRT", "SIGILL", "SIGFPE")
+
+
+def signal_reason(signum: int) -> str:
+    """Why an agent that the host did not stop ended by signal `signum`: a crash, or a kill from outside."""
+    name = _signal_name(-signum)
+    if name in CRASH_SIGNALS:
+        return f"the agent died with {name} (the runtime crashed)"
+    hint = " (the kernel's out-of-memory killer also sends it)" if name == "SIGKILL" else ""
+    return f"the agent was killed by signal {signum} ({name}) from outside benchbot{hint}"
+
+
 def classify(stream: _CellStream, result: CommandResult, deadline_s: float) -> tuple[str, str | None, bool]:
     """(status, reason, device_lost) of a finished agent process."""
     last_err = next((ln for ln in reversed(result.stderr_tail.strip().splitlines()) if ln.strip()), "")
@@ -139,7 +174,7 @@ def classify(stream: _CellStream, result: CommandResult, deadline_s: float) -> t
         detail = f" ({last_err})" if last_err else ""
         return "failed", f"the connection to the device was lost{detail}", True
     if result.returncode < 0:
-        return "failed", f"the agent died with {_signal_name(result.returncode)} (the runtime crashed)", False
+        return "failed", signal_reason(-result.returncode), False
     if result.returncode == 127 or "No such file" in last_err or "not found" in last_err:
         return "failed", f"the agent could not start: {last_err or 'interpreter not found'}", False
     detail = f": {last_err}" if last_err else ""
@@ -175,26 +210,33 @@ class Runner:
         todo = set(units) if units is not None else None
         by_device = {p.name: [u for u in self.plan.units_for(p.name) if todo is None or u in todo]
                      for p in self.plan.devices}
-        threads = []
+        threads, finished = [], []
         for profile in self.plan.devices:
             if not by_device[profile.name]:
                 continue
             self.progress.add_device(profile.name, len(by_device[profile.name]))  # one count per repetition
-            thread = threading.Thread(target=self._device_main, args=(profile, by_device[profile.name]),
+            done = threading.Event()
+            thread = threading.Thread(target=self._device_thread, args=(profile, by_device[profile.name], done),
                                       name=f"device-{profile.name}", daemon=True)
             threads.append(thread)
+            finished.append(done)
+        for unit in (u for d in by_device.values() for u in d):
+            self.outcome.planned_units[unit.cell.key] = self.outcome.planned_units.get(unit.cell.key, 0) + 1
         self.writer.log("run_start", units=[[u.cell.key, u.repetition] for d in by_device.values() for u in d])
         for thread in threads:
             thread.start()
+        # Wait on events, not Thread.join: a KeyboardInterrupt (Ctrl-C, SIGTERM) that breaks into join() makes
+        # Python 3.11 mark a still-running thread as stopped, so a second join returned at once and the run
+        # ended before its devices had stopped their agents and stored their cells.
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(timeout=0.2)
+            for done in finished:
+                while not done.wait(0.2):
+                    pass
         except KeyboardInterrupt:
             self.interrupt()
-            for thread in threads:
-                thread.join(timeout=30)
-        status = "interrupted" if self.outcome.interrupted else ("partial" if self.outcome.failed else "complete")
+            for done in finished:
+                done.wait(timeout=30)
+        status = "interrupted" if self.outcome.interrupted else run_status(self.outcome)
         self.writer.log("run_end", status=status, bytes_sent=self.outcome.bytes_sent)
         return self.outcome
 
@@ -225,6 +267,12 @@ class Runner:
             writer.close()
             self._record(CellOutcome(unit.cell, "failed", reason, repetition=unit.repetition))
 
+    def _device_thread(self, profile: Profile, units: list[Unit], done: threading.Event) -> None:
+        try:
+            self._device_main(profile, units)
+        finally:
+            done.set()
+
     def _device_main(self, profile: Profile, units: list[Unit]) -> None:
         name = profile.name
         self.progress.update(name, state="connecting")
@@ -241,13 +289,16 @@ class Runner:
             self.progress.update(name, state="failed")
             self._fail_all(units, f"{name}: {type(exc).__name__}: {exc}")
             return
+        device_lock = None
         try:
+            device_lock = locks.lock_device(profile, transport)  # no two benchbots on one device
             self._device_cells(profile, transport, units)
         except TransportError as exc:
             with self._lock:
                 done = {(o.cell.key, o.repetition) for o in self.outcome.outcomes}
             self._fail_all([u for u in units if (u.cell.key, u.repetition) not in done], str(exc))
         finally:
+            locks.release_device(transport, device_lock)
             self.outcome.bytes_sent[name] = transport.bytes_sent
             try:
                 transport.close()

@@ -319,7 +319,7 @@ def test_an_agent_killed_on_the_device_fails_only_its_cell(fleet: Fleet, family:
     summary = run.summary.set_index("key")
     killed_key = events.parent.parent.name
     assert summary.loc[killed_key, "status"] == "failed"
-    assert summary.loc[killed_key, "reason"].startswith("the agent died with SIGKILL")
+    assert summary.loc[killed_key, "reason"].startswith("the agent was killed by signal 9 (SIGKILL) from outside")
     others = summary.drop(killed_key)
     assert len(others) == 1 and (others["status"] == "ok").all() and (others["count"] >= 20).all()
     assert others["order"].min() > summary.loc[killed_key, "order"], "the killed cell was not the first"
@@ -347,7 +347,7 @@ def test_a_hanging_cell_is_stopped_at_its_deadline(fleet: Fleet, family: Path, t
     done = fleet.cli(["run", "--devices", "hangs", "--models", str(family), "--variants", "fp32", "--no-accuracy",
                       *FAST, "--min-seconds", "0.05"], BENCHBOT_CELL_DEADLINE_S="2")
     assert time.monotonic() - begin < 30
-    assert done.returncode == 3, done.stderr
+    assert done.returncode == 4, done.stderr  # its only cell failed: the run failed
     row = fleet.load().summary.iloc[0]
     assert row["status"] == "failed"
     assert row["reason"] == "the cell exceeded its deadline of 2 s and was stopped"

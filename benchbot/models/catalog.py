@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchbot.errors import BenchbotError
+from benchbot.models.verify import DamagedModel, verify_tflite
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 VARIANT_ORDER = ("fp32", "fp16", "dynamic", "int8", "int16x8")
@@ -52,7 +53,7 @@ def sha256_file(path: Path) -> str:
 
 
 def check_tflite(path: Path) -> None:
-    """Refuse missing or non-TFLite files before anything runs (cheap: 8 bytes are read)."""
+    """Refuse missing, non-TFLite or damaged files before anything runs (the FlatBuffer is walked, not run)."""
     if not path.exists():
         raise ModelError(f"model file {path} does not exist")
     if not path.is_file():
@@ -64,6 +65,12 @@ def check_tflite(path: Path) -> None:
         raise ModelError(f"model file {path} cannot be read ({exc.strerror})") from None
     if len(head) < 8 or head[4:8] != b"TFL3":
         raise ModelError(f"{path} is not a TFLite model (no TFL3 FlatBuffer identifier); pass a .tflite file")
+    try:
+        verify_tflite(path)  # the whole FlatBuffer: a truncated file must not make a run that fails everywhere
+    except DamagedModel as exc:
+        raise ModelError(f"model file {path} is damaged or truncated: {exc}; replace it with a good copy") from None
+    except OSError as exc:
+        raise ModelError(f"model file {path} cannot be read ({exc.strerror})") from None
 
 
 def zoo_families() -> list[str]:

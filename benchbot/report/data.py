@@ -59,12 +59,11 @@ def loop_samples(runs: list[Run]) -> dict[tuple, np.ndarray]:
 
 def _choose_baseline(group: pd.DataFrame, baseline: str) -> Any:
     usable = group[group["p50_ms"].notna()] if "p50_ms" in group else group.iloc[0:0]
+    usable = usable[usable["status"] == "ok"]  # a failed or cut-short cell is no reference
     if usable.empty:
         return None
     if baseline == "fastest":
-        ok = usable[usable["status"] == "ok"]
-        pool = ok if not ok.empty else usable
-        return pool.loc[pool["p50_ms"].astype(float).idxmin()]
+        return usable.loc[usable["p50_ms"].astype(float).idxmin()]
     match = usable[usable["variant"] == baseline]
     return match.iloc[0] if not match.empty else None
 
@@ -101,7 +100,7 @@ def add_relative_columns(summary: pd.DataFrame, samples: dict[tuple, np.ndarray]
         if base is None:
             continue
         for index, row in group.iterrows():
-            if missing(row.get("p50_ms")) or row.get("status") != "ok":
+            if missing(row.get("p50_ms")) or row.get("status") != "ok":  # failed/incomplete: no ratio
                 continue
             frame.at[index, "rel_baseline"] = base["variant"]
             if index == base.name:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
 
 def missing(value: Any) -> bool:
     """None, NaN or pandas NA."""
@@ -72,3 +74,20 @@ def pvalue(p: Any) -> str:
     if p < 1e-3:
         return f"{p:.1e}"
     return f"{p:.3f}"
+
+
+def name(value: Any) -> str:
+    """A model, variant, device or run name on one line: control characters (a newline in a file name) shown
+    as escapes, so a hostile name cannot split a table row or a CSV record."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        else:  # other control and format characters, line and paragraph separators
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return "".join(out)

@@ -117,11 +117,11 @@ def display_row(r: Any) -> dict[str, str]:
     two ends would print alike), p90/p99 to 3 significant digits, ratio with its interval, flags as marks."""
     decimals = fmt.latency_decimals(r.get("p50_ms"))
     row: dict[str, str] = {
-        "run_id": str(r.get("run_id") or ""),
-        "device": device_label(str(r.get("device")), bool(r.get("emulated"))) if r.get("emulated") else
-        str(r.get("device")),
-        "model": str(r.get("model")),
-        "variant": str(r.get("variant")),
+        "run_id": fmt.name(r.get("run_id") or ""),
+        "device": fmt.name(device_label(str(r.get("device")), bool(r.get("emulated"))) if r.get("emulated") else
+                           r.get("device")),
+        "model": fmt.name(r.get("model")),
+        "variant": fmt.name(r.get("variant")),
         "threads": _int(r.get("threads")),
         "xnnpack": "" if fmt.missing(r.get("xnnpack")) else ("on" if r.get("xnnpack") else "off"),
         "batch": _int(r.get("batch")),
@@ -179,7 +179,7 @@ def legend_items() -> list[tuple[str, str]]:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    return fmt.name(text).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None = None) -> str:
@@ -239,7 +239,12 @@ def column_kind(column: str) -> str:
 
 
 def to_csv(data: ReportData | pd.DataFrame) -> str:
-    return export_frame(_as_data(data).summary).to_csv(index=False)
+    """One record per line: text (names, reasons) with control characters escaped (JSON keeps them exact)."""
+    frame = export_frame(_as_data(data).summary)
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):  # object or categorical text
+            frame[column] = frame[column].astype(object).map(lambda v: fmt.name(v) if isinstance(v, str) else v)
+    return frame.to_csv(index=False)
 
 
 def to_json(data: ReportData | pd.DataFrame, runs: list[dict[str, Any]] | None = None,
@@ -287,7 +292,7 @@ def to_rich(data: ReportData | pd.DataFrame, title: str = "") -> list[Any]:
             previous = group
             status = r.get("status")
             style = "red" if status == "failed" else ("yellow" if status in ("incomplete", "pending") else None)
-            table.add_row(*(row[c] for c in columns), style=style)
+            table.add_row(*(Text(row[c]) for c in columns), style=style)  # a name is text, not rich markup
         out.append(table)
     for note in data.notes:
         out.append(Text(f"Note: {note}", style="yellow"))
@@ -304,8 +309,8 @@ def failures(summary: pd.DataFrame) -> list[str]:
     for _, r in summary.iterrows():
         if r.get("status") not in ("ok",):
             reason = r.get("reason")
-            out.append(f"{r['device']} {r['model']}/{r['variant']} t{r['threads']}: {r.get('status')}"
-                       + (f": {reason}" if not fmt.missing(reason) and reason else ""))
+            out.append(f"{fmt.name(r['device'])} {fmt.name(r['model'])}/{fmt.name(r['variant'])} t{r['threads']}: "
+                       f"{r.get('status')}" + (f": {fmt.name(reason)}" if not fmt.missing(reason) and reason else ""))
     return out
 
 

@@ -39,6 +39,7 @@ import pandas as pd
 
 from benchbot import stats
 from benchbot.models.catalog import VARIANT_ORDER
+from benchbot.report import fmt
 from benchbot.report.data import rep_medians
 from benchbot.report.fmt import missing, sig
 from benchbot.report.sections import Section
@@ -404,7 +405,8 @@ def table_rows(rows: pd.DataFrame) -> tuple[list[str], list[list[str]], list[str
 def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
     numeric = {"size", "vs baseline", "accuracy", "Δ pts", "agreement", "p50 ms", "inf/s", "peak RSS MB"}
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if h in numeric else "---" for h in headers) + "|"]
-    out.extend("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows)
+    out.extend("| " + " | ".join(fmt.name(c).replace("\\", "\\\\").replace("|", "\\|") for c in row) + " |"
+               for row in rows)  # a name's newline or | must not split the row
     return out
 
 
@@ -662,13 +664,13 @@ def report_section(data: ReportData) -> Section | None:
         lines = variant_headlines(rows, device, emulated, label)
         cross = family_headlines(rows, evals, device, emulated, label)
         md += [f"### {label}", "", *_md_table(headers, body), ""]
-        md += [f"- [{i}] accuracy not measured for {note}" for i, note in enumerate(notes, start=1)]
+        md += [f"- [{i}] accuracy not measured for {fmt.name(note)}" for i, note in enumerate(notes, start=1)]
         md += [""] if notes else []
-        md += [f"- {h.text}" for h in lines]
+        md += [f"- {fmt.name(h.text)}" for h in lines]
         references = list(dict.fromkeys(h.reference for h in cross))
         for reference in references:
-            md += ["", f"Across families of the same task, against the largest fp32 model ({reference}):", ""]
-            md += [f"- {h.text}" for h in cross if h.reference == reference]
+            md += ["", f"Across families of the same task, against the largest fp32 model ({fmt.name(reference)}):", ""]
+            md += [f"- {fmt.name(h.text)}" for h in cross if h.reference == reference]
         paths = plots.get((device, emulated), [])
         if paths:
             md += ["", "Pareto plot: " + ", ".join(str(p) for p in paths)]

@@ -81,6 +81,8 @@ class SSHSettings:
             raise ValueError(f"host_key_policy must be 'strict' or 'accept-new', not {self.host_key_policy!r}")
         if self.known_hosts is not None:
             self.known_hosts = Path(self.known_hosts).expanduser()
+        if self.password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.password_env):
+            raise ValueError("password_env must be the name of an environment variable, not a password")  # no echo
 
     @property
     def name(self) -> str:
@@ -142,6 +144,8 @@ class SSHTransport(Transport):
     """First retry delay; doubles each attempt."""
     kill_grace_s = 1.0
     """Time between SIGTERM and SIGKILL to the remote process group."""
+    answer_timeout_s = 60.0
+    """How long the device may stay silent during a file copy or a checksum before it counts as frozen."""
 
     def __init__(self, settings: SSHSettings) -> None:
         super().__init__()
@@ -472,6 +476,7 @@ class SSHTransport(Transport):
             assert self._client is not None
             try:
                 self._sftp = self._client.open_sftp()
+                self._sftp.get_channel().settimeout(self.answer_timeout_s)  # a frozen device must not hang us
             except (OSError, EOFError, paramiko.SSHException) as e:
                 raise TransportError(f"{self.name}: cannot start SFTP: {_describe(e)}") from e
         return self._sftp
@@ -536,6 +541,10 @@ class SSHTransport(Transport):
             return final
         except TransportError:
             raise
+        except TimeoutError:
+            self._sftp = None
+            raise TransportError(f"{self.name}: no answer from the device within {self.answer_timeout_s:.0f} s "
+                                 f"while copying {local} to it (frozen or overloaded?)") from None
         except (OSError, EOFError, paramiko.SSHException) as e:
             raise TransportError(f"{self.name}: cannot copy {local.name} to the device: {_describe(e)}") from e
 
@@ -548,8 +557,12 @@ class SSHTransport(Transport):
             f"elif command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r {p}; "
             "else echo 'neither sha256sum nor python3 is installed' >&2; exit 127; fi"
         )
-        rc, out, err = self._exec(script, timeout=max(60.0, self.settings.connect_timeout_s))
+        timeout = max(self.answer_timeout_s, self.settings.connect_timeout_s)
+        rc, out, err = self._exec(script, timeout=timeout)
         match = re.search(r"\b[0-9a-f]{64}\b", out)
+        if rc is None and not match:  # the deadline passed: say so, not "exit status None"
+            raise TransportError(f"{self.name}: no answer from the device within {timeout:.0f} s while computing "
+                                 f"the sha256 of {path} (frozen or overloaded?)")
         if rc != 0 or not match:
             raise TransportError(f"{self.name}: cannot compute sha256 of {path} on the device: "
                                  f"{err.strip() or f'exit status {rc}'}")
