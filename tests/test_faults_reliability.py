@@ -152,16 +152,19 @@ def test_sigterm_stops_the_run_like_ctrl_c_and_it_resumes(cli_env: dict[str, str
     run = benchbot.load_run(results=results)
     kinds = [(e["event"], e.get("status")) for e in run.log if e["event"] in ("cell", "run_end")]
     assert kinds == [("cell", "incomplete"), ("run_end", "interrupted")], "the run ended before its device stopped"
-    first = run.summary.sort_values("order").iloc[0]
-    assert first["status"] == "incomplete" and first["count"] > 0, "samples taken before SIGTERM were lost"
-    measured = first["count"]
+    reps = run.repetition_summary
+    cut = reps[reps["status"] == "incomplete"]
+    assert len(cut) == 1 and cut["count"].iloc[0] > 0, "samples taken before SIGTERM were lost"
+    key, rep, measured = cut["key"].iloc[0], int(cut["repetition"].iloc[0]), int(cut["count"].iloc[0])
+    assert run.status(key) == "incomplete"
 
     resumed = run_cli(["run", "--resume", run.run_id, *timing(0.05)], cli_env)
     assert resumed.returncode == 0, resumed.stderr
     after = benchbot.load_run(run.run_id, results=results)
     assert after.complete and (after.summary["status"] == "ok").all()
-    assert len(after.attempts[first["key"]]) == 2
-    assert len(after.attempts[first["key"]][0].samples().query("phase == 'loop'")) == measured
+    attempts = [a for a in after.attempts[key] if a.repetition == rep]
+    assert len(attempts) == 2
+    assert len(attempts[0].samples().query("phase == 'loop'")) == measured
 
 
 # ------------------------------------------------------------------------------------------ damaged models
@@ -270,8 +273,12 @@ def test_two_writers_of_one_run_cannot_collide_and_a_dead_holder_is_taken_over(
     assert taken.returncode == 0, taken.stderr
     run = benchbot.load_run(run_id, results=results)
     assert run.complete and (run.summary["status"] == "ok").all()
-    killed = run.attempts[run.summary.sort_values("order").iloc[0]["key"]]
-    assert len(killed) == 2 and len(killed[0].samples().query("phase == 'loop'")) > 0, "measured samples lost"
+    by_rep: dict[tuple[str, int], list] = {}
+    for key, attempts in run.attempts.items():
+        for a in attempts:
+            by_rep.setdefault((key, a.repetition), []).append(a)
+    [killed] = [a for a in by_rep.values() if len(a) == 2]  # the repetition cut by the kill, then rerun
+    assert len(killed[0].samples().query("phase == 'loop'")) > 0, "measured samples lost"
     assert not (local / "device.lock").exists()
 
 
@@ -324,8 +331,11 @@ def test_an_agent_killed_from_outside_says_so_and_gets_no_ratio(cli_env: dict[st
     assert "the agent was killed by signal 9 (SIGKILL) from outside benchbot" in stderr
     assert "1 of 2 cells ok" in stderr and "the run is partial" in stderr
     run = benchbot.load_run(results=results)
-    killed = run.summary.sort_values("order").iloc[0]
-    assert killed["status"] == "failed" and killed["count"] > 0, "samples measured before the kill were lost"
+    reps = run.repetition_summary
+    cut = reps[reps["status"] == "failed"]
+    assert len(cut) == 1 and cut["count"].iloc[0] > 0, "samples measured before the kill were lost"
+    killed = run.summary.set_index("key").loc[cut["key"].iloc[0]]
+    assert killed["status"] in ("failed", "incomplete")
 
     shown = run_cli(["report", "--no-plots", "--format", "json"], cli_env)
     cells = {c["variant"]: c for c in json.loads(shown.stdout)["cells"]}
@@ -367,7 +377,7 @@ def test_a_hostile_model_name_cannot_break_an_export(tmp_path: Path, cli_env: di
         shutil.copy(_smallest() / file, family / file)
     done = run_cli(["run", "--models", f"{model},{family}", *QUICK], cli_env)
     assert done.returncode == 0, done.stderr
-    assert f"{shown}/model t1: ok" in done.stderr, "a progress line was split"
+    assert f"{shown}/model t1 rep 1/2: ok" in done.stderr, "a progress line was split"
 
     md = run_cli(["report", "--no-plots", "--format", "md"], cli_env).stdout
     lines = md.splitlines()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchbot import stats
 from benchbot.report.data import ReportData, rep_medians
-from benchbot.report.fmt import missing
+from benchbot.report.fmt import missing, name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,19 +42,21 @@ class GroupAnswer:
     notes: list[str] = field(default_factory=list)
 
     def sentence(self) -> str:
-        where = f"{self.model} t{self.threads}{self.setting}"
+        where = f"{name(self.model)} t{self.threads}{self.setting}"
         if not self.fastest:
             return f"{where}: no variant finished"
         if len(self.fastest) == 1:
-            speed = f"fastest {self.fastest[0]}"
+            speed = f"fastest {name(self.fastest[0])}"
         else:
-            speed = f"tied for fastest: {', '.join(self.fastest)} (difference inside the run-to-run noise)"
+            speed = (f"tied for fastest: {', '.join(name(v) for v in self.fastest)} "
+                     "(difference inside the run-to-run noise)")
         if not self.ranked:
             speed += " (one repetition: no run-to-run evidence)"
         if not self.accuracy_known:
             size = "no eval set, so no accuracy budget"
         elif self.smallest_within_budget:
-            size = f"smallest within {self.budget_pts:g} pt of the baseline's accuracy: {self.smallest_within_budget}"
+            size = (f"smallest within {self.budget_pts:g} pt of the baseline's accuracy: "
+                    f"{name(self.smallest_within_budget)}")
         else:
             size = f"no variant within {self.budget_pts:g} pt of the baseline's accuracy"
         return f"{where}: {speed}; {size}"
@@ -115,7 +117,7 @@ def to_markdown(items: list[GroupAnswer], multi_run: bool = False) -> str:
     lines: list[str] = []
     current = None
     for item in items:
-        label = f"{item.device} (emulated)" if item.emulated else item.device
+        label = name(f"{item.device} (emulated)" if item.emulated else item.device)
         if multi_run:
             label += f", run {item.run_id}"
         if label != current:
