@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from benchbot import stats
+from benchbot import power, stats
 
 if TYPE_CHECKING:
     from benchbot.store import CellAttempt, Run
 
 CELL_COLUMNS = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch"]
-FLAGS = ("unstable", "throttled", "emulated", "few-samples", "incomplete", "failed")
+FLAGS = ("unstable", "throttled", "emulated", "few-samples", "power-few-readings", "incomplete", "failed")
 
 
 def _cell_columns(run: Run, attempt: CellAttempt) -> dict[str, Any]:
@@ -86,6 +86,8 @@ def _telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
             "freq_min_mhz": min(freqs) / 1e6 if freqs else None,
             "freq_max_mhz": max(freqs) / 1e6 if freqs else None,
             "temps_c": temps or None,
+            "power_w": r.get("power_w"), "rails_w": r.get("rails_w"),  # absent stays None (benchbot/power.py)
+            "energy_uj": r.get("energy_uj"), "cpu_core_pct": r.get("cpu_core_pct"),
         })
     return rows
 
@@ -101,7 +103,7 @@ def telemetry_frame(run: Run) -> pd.DataFrame:
         if rows:
             frames.append(pd.DataFrame(rows).assign(**_cell_columns(run, attempt)))
     columns = CELL_COLUMNS + ["phase", "t_s", "cpu_pct", "proc_cpu_pct", "rss_mb", "rss_peak_mb",
-                              "mem_available_mb", "temp_c", "freq_min_mhz", "freq_max_mhz", "temps_c"]
+                              "mem_available_mb", "temp_c", "freq_min_mhz", "freq_max_mhz", "temps_c", "power_w", "rails_w"]
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
@@ -163,19 +165,22 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
     lows = [t["freq_min_mhz"] for t in loop_t if t["freq_min_mhz"] is not None]
     row["freq_min_mhz"] = min(lows) if lows else None
     start_max = telemetry[0]["freq_max_mhz"] if telemetry else None
+    row.update(power.cell_figures(telemetry, end, next(iter(fp.get("power_sources") or []), None)))
 
     flags = []
     if stats.is_unstable(row.get("cv"), row["drift"]):
         flags.append("unstable")
     if stats.frequency_dropped(start_max, row["freq_min_mhz"]) or stats.throttle_bits_appeared(
         end.get("throttled_before"), end.get("throttled_after")
-    ):
+    ) or row["throttled_forensics"]:
         flags.append("throttled")
     if emulated:
         flags.append("emulated")
     weak = stats.few_samples(len(loop))
     if loop.size and weak:
         flags.append("few-samples")
+    if row["power_few_readings"]:
+        flags.append("power-few-readings")
     if attempt.status in ("incomplete", "failed"):
         flags.append(attempt.status)
     row["few_samples"] = ",".join(f"p{p}" for p in weak) if loop.size else ""
