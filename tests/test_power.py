@@ -307,3 +307,21 @@ def test_timeline_gains_a_power_panel_where_power_is_measured(tmp_path: Path) ->
     assert x == pytest.approx(run.summary["p50_ms"].iloc[0])
     assert y == pytest.approx(run.summary["energy_per_inference_mj"].iloc[0])
     assert energy_figure(run.summary.assign(energy_per_inference_mj=None), "local") is None
+
+
+def test_sampler_probe_reads_a_recorded_board(tmp_path: Path) -> None:
+    """bench/sampler_probe.py --tree: the figure in the README comes from the agent reading the board's files."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "sampler_probe.py"), "--main", "idle", "--seconds",
+                           "0.3", "--tree", "pi5"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["power_source"]["kind"] == "vcgencmd-pmic" and result["power_source"]["subprocess"] is True
+    assert result["power_reading"]["power_w"] == pytest.approx(2.5684)
+    assert result["thermal_zones"] == 1 and result["freq_files"] == 4
+    assert set(result["subprocess_per_read_ms"]) == {"source", "exec_stand_in"}
+    bad = subprocess.run([sys.executable, str(REPO / "bench" / "sampler_probe.py"), "--main", "idle", "--tree",
+                          str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no sys/ folder" in bad.stderr
