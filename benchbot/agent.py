@@ -712,7 +712,9 @@ class Sampler(threading.Thread):
     """Background telemetry at a fixed interval, timestamped with perf_counter_ns.
 
     It sleeps between readings and reads a handful of small files, so its cost
-    stays well under 1 % of a core at the default 100 ms.
+    stays well under 1 % of a core at the default 100 ms. Power comes from the source
+    found once per process (power_meter()); a subprocess source (the Pi 5's vcgencmd) is
+    read at most every PMIC_INTERVAL_S, and readings in between carry no power.
     """
 
     def __init__(self, interval_s):

@@ -507,7 +507,7 @@ def timeline_figure(trace: CellTrace) -> Figure:
     if throttled:
         handles.append(Patch(facecolor="none", edgecolor=THROTTLE_COLOR, hatch="///", label="throttled"))
     fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.99, 0.955))
+               bbox_to_anchor=(0.99, 1 - (0.47 + 0.2 * bool(trace.forensics)) / fig.get_figheight()))
     below = "its top frequency" if trace.top_mhz else "its starting maximum"
     subtitle = "phases shaded; " + (f"hatched: CPU frequency below {below} (throttled)"
                                     if "freq" not in trace.absent else "throttling not visible: no cpufreq readings")
@@ -518,7 +518,8 @@ def timeline_figure(trace: CellTrace) -> Figure:
     fig.suptitle(f"{trace.title}\n{subtitle}", fontsize=10, x=0.01, y=0.995, ha="left")
     # a fixed layout: tight_layout costs more than drawing, and one report may hold hundreds of timelines
     height = fig.get_figheight()
-    fig.subplots_adjust(left=0.1, right=0.98, top=1 - (1.05 + 0.2 * bool(trace.forensics)) / height, bottom=0.58 / height, hspace=0.12)
+    fig.subplots_adjust(left=0.1, right=0.98, top=1 - (1.05 + 0.2 * bool(trace.forensics)) / height,
+                        bottom=0.58 / height, hspace=0.12)
     return fig
 
 
