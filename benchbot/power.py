@@ -14,7 +14,6 @@ gets the `power-few-readings` flag rather than a silently averaged figure.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -196,8 +195,3 @@ def forensics(rows: Sequence[Row], end: dict[str, Any]) -> dict[str, Any]:
 def cell_figures(rows: Sequence[Row], end: dict[str, Any], source: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything this module adds to a summary row (summary.summarize_attempt calls it)."""
     return {**power_figures(rows, end, source), **forensics(rows, end)}
-
-
-def present(value: Any) -> bool:
-    """A figure that was measured (not None or NaN)."""
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
