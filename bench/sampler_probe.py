@@ -10,6 +10,13 @@ blocks with the sampler off and on in turn (off on on off ...): the sampler's ef
 latency within one process, where a change in the machine's load hits both kinds of block alike. Also times read_once() alone and one extra
 small /sys read (a thermal zone or cpufreq file that this machine may not have).
 
+With `--tree orin|nano|pi4|pi5` (or a folder holding `sys/` and maybe `bin/`) the sampler reads a
+recorded board's sysfs tree from tests/data/sysfs (BENCHBOT_SYSFS) and its fake vcgencmd (PATH): that
+board's thermal zones, cpufreq files and power rails on every reading. A subprocess source (the Pi 5's
+`vcgencmd pmic_read_adc`, at most once a second) costs CPU in the child, not the thread: that is
+measured separately from the children's rusage (`children_core_pct`); the fake vcgencmd is a shell
+script, so it overstates the real binary's cost.
+
 The last stdout line is the result, as JSON with "probe": true.
 """
 
@@ -19,11 +26,13 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
 
 AGENT = Path(__file__).resolve().parent.parent / "benchbot" / "agent.py"
+TREES = Path(__file__).resolve().parent.parent / "tests" / "data" / "sysfs"
 
 
 def load_agent(path: Path = AGENT):
@@ -46,7 +55,16 @@ def main() -> int:
     parser.add_argument("--board-files", action="store_true",
                         help="add a Raspberry Pi 4's files to each reading (1 thermal zone, 4 cpufreq), "
                              "played by a small integer file of this machine")
+    parser.add_argument("--tree", default=None, metavar="BOARD",
+                        help="read a recorded board's sysfs (and fake vcgencmd): orin, nano, pi4, pi5 or a folder")
     args = parser.parse_args()
+    if args.tree:
+        root = Path(args.tree) if Path(args.tree).is_dir() else TREES / args.tree
+        if not (root / "sys").is_dir():
+            parser.error(f"--tree {args.tree}: no sys/ folder in {root}")
+        os.environ["BENCHBOT_SYSFS"] = str(root / "sys")
+        if (root / "bin").is_dir():
+            os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     agent = load_agent(Path(args.agent))
 
     stand_in = next((p for p in ("/sys/class/net/lo/mtu", "/proc/sys/kernel/pid_max") if os.path.exists(p)), None)
@@ -92,6 +110,13 @@ def main() -> int:
             latencies.append(t1 - t0)
         return latencies
 
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    if hasattr(agent, "power_meters"):
+        agent.power_meters()  # found once per process (a vcgencmd call on a Pi): not part of the per-second cost
+    children0 = children_cpu()
     blocks: list[dict] = []
     cpu_s = wall = 0.0
     readings = runs = 0
@@ -127,6 +152,7 @@ def main() -> int:
         sampler.stop()
         wall = time.perf_counter() - begin
         cpu_s, readings = sampler.cpu_s, sampler.readings
+    children_s = children_cpu() - children0
     sampler = TimedSampler(args.interval)  # a fresh one for the back-to-back costs below
 
     # read_once() alone, many times in a row, on this thread.
@@ -136,7 +162,22 @@ def main() -> int:
         sampler.read_once()
     read_us = (time.thread_time() - c0) / reps * 1e6
     # one emit() of a typical reading to stdout (the pipe)
-    reading = sampler.read_once()
+    try:
+        reading = sampler.read_once(force_power=True)  # with this board's power reading, if it has a source
+    except TypeError:  # an agent from before power sources
+        reading = sampler.read_once()
+    # a subprocess power source (Pi 5 PMIC): CPU per read in this thread and in the child, and the same for
+    # exec'ing /bin/cat, a stand-in for the real vcgencmd (a small compiled binary; the fake is a shell script)
+    per_call = {}
+    meter = getattr(sampler, "power", None)
+    if meter is not None and meter.subprocess_read:
+        for name, call in (("source", meter.read), ("exec_stand_in", lambda: agent.subprocess.run(
+                ["cat", "/proc/loadavg"], capture_output=True, timeout=5))):
+            c0, k0 = time.thread_time(), children_cpu()
+            for _ in range(50):
+                call()
+            per_call[name] = {"thread_ms": (time.thread_time() - c0) / 50 * 1e3,
+                              "children_ms": (children_cpu() - k0) / 50 * 1e3}
     c0 = time.thread_time()
     for _ in range(reps):
         agent.emit("telemetry", **dict(reading))
@@ -156,6 +197,9 @@ def main() -> int:
         "read_once_us": read_us, "emit_us": emit_us, "extra_file_us": file_us, "extra_file": path,
         "thermal_zones": len(sampler.zones), "freq_files": len(sampler.freq_paths), "board_files": args.board_files,
         "psutil": sampler.stat.psutil is not None, "invoke_runs": runs, "blocks": blocks,
+        "tree": args.tree, "power_source": sampler.power.describe() if sampler.power else None,
+        "power_reading": {k: v for k, v in reading.items() if k in ("power_w", "rails_w")} or None,
+        "children_cpu_s": children_s, "subprocess_per_read_ms": per_call or None, "children_core_pct": 100.0 * children_s / wall if wall else None,
     }
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()

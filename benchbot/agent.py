@@ -16,9 +16,15 @@ Every line on stdout is one JSON object with an "event" key:
     cell_start the model, its tensors and the runtime that loaded it
     init       model load + allocate_tensors time and first-inference time
     samples    raw latencies (phase warmup or loop) in chunks: start times and durations in ns
-    telemetry  one reading of the background sampler, on the same clock as the samples
+    idle_power power before the model loads (only where a power source exists)
+    telemetry  one reading of the background sampler, on the same clock as the samples; power_w
+               (board total) and rails_w where the device has a power source
     accuracy   eval-set predictions (run after the timed loop, never inside it)
-    cell_end   loop wall time, counts, peak RSS, throttle bits before/after
+    cell_end   loop wall time, counts, peak RSS, throttle bits before/after (and in words),
+               time at each CPU frequency during the loop, cores taken offline, power source
+
+sysfs is read under $BENCHBOT_SYSFS (default /sys) and vcgencmd is found on PATH, so the same code
+reads recorded board trees in tests.
     error      what went wrong, in one sentence; the cell ends after it
 
 One process runs one cell: a runtime that crashes (SIGSEGV) takes down only that
@@ -74,6 +80,12 @@ def _read(path, default=None):
         return default
     finally:
         os.close(fd)
+
+
+def sysfs(relative):
+    """A path under the sysfs root: $BENCHBOT_SYSFS when set (a recorded board's tree, as psutil's
+    PROCFS_PATH does for /proc), else /sys."""
+    return os.path.join(os.environ.get("BENCHBOT_SYSFS") or "/sys", relative.lstrip("/"))
 
 
 def _read_int(path):
@@ -176,7 +188,7 @@ def fingerprint(runtime_pref="auto"):
         "cpu": _cpu_model(),
         "model": _board_model(),
         "memory_total": _meminfo("MemTotal"),
-        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "governor": _read(sysfs("devices/system/cpu/cpu0/cpufreq/scaling_governor")),
         "virtualization": _virtualization(),
         "agent_version": AGENT_VERSION,
     }
@@ -200,8 +212,11 @@ def fingerprint(runtime_pref="auto"):
         fp["runtime"], fp["runtime_version"] = None, None
         fp["runtime_error"] = str(exc)
     fp["thermal_zones"] = [z["type"] for z in thermal_zones()]
-    fp["cpufreq"] = bool(glob.glob("/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq"))
+    fp["cpufreq"] = bool(glob.glob(sysfs("devices/system/cpu/cpu*/cpufreq/scaling_cur_freq")))
     fp["vcgencmd"] = shutil.which("vcgencmd") is not None
+    fp["power_sources"] = [m.describe() for m in power_meters()]
+    if os.environ.get("BENCHBOT_SYSFS"):
+        fp["sysfs"] = os.environ["BENCHBOT_SYSFS"]
     tegra = _read("/etc/nv_tegra_release")
     if tegra:
         fp["l4t"] = tegra.splitlines()[0]
@@ -229,8 +244,8 @@ def _board_model():
     model = _read("/proc/device-tree/model")
     if model:
         return model.rstrip("\x00")
-    vendor = _read("/sys/class/dmi/id/sys_vendor")
-    product = _read("/sys/class/dmi/id/product_name")
+    vendor = _read(sysfs("class/dmi/id/sys_vendor"))
+    product = _read(sysfs("class/dmi/id/product_name"))
     parts = [p for p in (vendor, product) if p]
     return " ".join(parts) or None
 
@@ -239,7 +254,7 @@ def _virtualization():
     compatible = _read("/proc/device-tree/compatible", "") or ""
     if "dummy-virt" in compatible or "qemu" in compatible.lower():
         return "qemu"
-    vendor = (_read("/sys/class/dmi/id/sys_vendor") or "").lower()
+    vendor = (_read(sysfs("class/dmi/id/sys_vendor")) or "").lower()
     for name in ("qemu", "kvm", "vmware", "virtualbox", "xen", "microsoft", "amazon", "google"):
         if name in vendor:
             return name
@@ -262,7 +277,7 @@ def _meminfo(key):
 
 def thermal_zones():
     zones = []
-    for path in sorted(glob.glob("/sys/class/thermal/thermal_zone*"), key=_natural):
+    for path in sorted(glob.glob(sysfs("class/thermal/thermal_zone*")), key=_natural):
         zones.append({"path": path + "/temp", "type": _read(path + "/type") or os.path.basename(path)})
     return zones
 
@@ -298,6 +313,300 @@ def read_vc_temp():
     text = vcgencmd("measure_temp")
     match = re.search(r"temp=([\d.]+)", text or "")
     return float(match.group(1)) if match else None
+
+
+# --------------------------------------------------------------------------- power and throttling
+
+#: Rails that carry the whole board's input on Jetsons: the board total when present.
+INPUT_RAILS = ("VDD_IN", "POM_5V_IN")
+#: `vcgencmd pmic_read_adc` is a subprocess (fork + exec, a few ms of CPU on a Pi 5), so the sampler
+#: reads it at most this often, whatever its own interval; readings in between carry no power.
+PMIC_INTERVAL_S = 1.0
+THROTTLE_WORDS = ("under-voltage", "frequency capped", "throttled", "soft temperature limit")
+_PMIC_LINE = re.compile(r"^\s*([A-Za-z0-9_]+?)_([AV])(?:\s+(?:current|volt)\(\d+\))?\s*=\s*([-+0-9.eE]+)\s*[AV]?\s*$")
+
+
+def _skip_rail(label):
+    """Jetson channels that are not rails: unconnected (NC) and the INA3221's sum-of-shunts channel."""
+    low = (label or "").strip().lower()
+    return not low or low == "nc" or "sum of shunt" in low
+
+
+def parse_pmic(text):
+    """`vcgencmd pmic_read_adc` output -> {rail: watts} over rails with both a current and a voltage.
+
+    Two forms exist: `VDD_CORE_A current(7)=1.23400000A` / `VDD_CORE_V volt(15)=0.87500000V`, and
+    plain `VDD_CORE_A=1.234A` on some firmware.
+    """
+    amps, volts = {}, {}
+    for line in (text or "").splitlines():
+        match = _PMIC_LINE.match(line)
+        if not match:
+            continue
+        name, kind, value = match.group(1), match.group(2), match.group(3)
+        try:
+            (amps if kind == "A" else volts)[name] = float(value)
+        except ValueError:
+            continue
+    return {name: volts[name] * amps[name] for name in sorted(amps, key=_natural) if name in volts}
+
+
+def rapl_delta(before, after, max_range):
+    """Energy (µJ) between two readings of a RAPL counter that wraps at max_energy_range_uj."""
+    if before is None or after is None:
+        return None
+    if after >= before:
+        return after - before
+    return (max_range or 0) - before + after if max_range else None
+
+
+class PowerMeter:
+    """One power source found on this device, read by the telemetry sampler at its interval.
+
+    kind: ina3221-hwmon (JetPack 5+), ina3221-iio (JetPack 4), vcgencmd-pmic (Pi 5), hwmon (generic
+    power<N>_input) or rapl (x86 energy counters). read() gives {"power_w", "rails_w"} (and the raw
+    counters for RAPL), or None when nothing could be read.
+    """
+
+    def __init__(self, kind, rails, interval_s=0.0, subprocess_read=False):
+        self.kind = kind
+        self.rails = rails  # kind-specific tuples, the name first
+        self.interval_s = interval_s
+        self.subprocess_read = subprocess_read
+        names = [r[0] for r in rails]
+        self.total = next((n for n in INPUT_RAILS if n in names), None)
+        self.last_read = None
+        self._last_energy = None  # RAPL: (perf_counter_ns, {name: µJ})
+
+    def describe(self):
+        out = {"kind": self.kind, "rails": [r[0] for r in self.rails],
+               "total": self.total or "sum of rails"}
+        if self.kind == "rapl":
+            out["max_energy_range_uj"] = {r[0]: r[2] for r in self.rails}
+        if self.subprocess_read:
+            out["subprocess"] = True
+            out["min_interval_s"] = self.interval_s
+        return out
+
+    def due(self, now_s):
+        return self.last_read is None or now_s - self.last_read >= self.interval_s
+
+    def read(self):
+        self.last_read = time.monotonic()
+        rails = {}
+        extra = {}
+        if self.kind == "ina3221-hwmon":
+            for name, volt_path, curr_path in self.rails:
+                mv, ma = _read_int(volt_path), _read_int(curr_path)
+                if mv is not None and ma is not None:
+                    rails[name] = mv * ma / 1e6
+        elif self.kind in ("ina3221-iio", "hwmon"):
+            scale = 1e3 if self.kind == "ina3221-iio" else 1e6  # mW, µW
+            for name, path in self.rails:
+                value = _read_int(path)
+                if value is not None:
+                    rails[name] = value / scale
+        elif self.kind == "vcgencmd-pmic":
+            rails = parse_pmic(vcgencmd("pmic_read_adc"))
+        elif self.kind == "rapl":
+            stamp = time.perf_counter_ns()
+            counters = {}
+            for name, path, _ in self.rails:
+                value = _read_int(path)
+                if value is not None:
+                    counters[name] = value
+            if not counters:
+                return None
+            previous, self._last_energy = self._last_energy, (stamp, counters)
+            extra["energy_uj"] = counters
+            if previous is not None and stamp > previous[0]:
+                span_s = (stamp - previous[0]) / 1e9
+                for name, _path, max_range in self.rails:
+                    joules = rapl_delta(previous[1].get(name), counters.get(name), max_range)
+                    if joules is not None:
+                        rails[name] = joules / 1e6 / span_s
+            if not rails:
+                extra["power_w"], extra["rails_w"] = None, None
+                return extra
+        if not rails:
+            return None
+        total = rails.get(self.total) if self.total else sum(rails.values())
+        extra["power_w"] = None if total is None else round(total, 6)
+        extra["rails_w"] = dict((k, round(v, 6)) for k, v in rails.items())
+        return extra
+
+
+def _ina3221_hwmon():
+    rails = []
+    for name_path in sorted(glob.glob(sysfs("bus/i2c/devices/*/name")), key=_natural):
+        if _read(name_path) != "ina3221":
+            continue
+        device = os.path.dirname(name_path)
+        for label_path in sorted(glob.glob(os.path.join(device, "hwmon", "hwmon*", "in*_label")), key=_natural):
+            match = re.search(r"in(\d+)_label$", label_path)
+            label = _read(label_path)
+            if not match or _skip_rail(label):
+                continue
+            folder = os.path.dirname(label_path)
+            volt = os.path.join(folder, "in%s_input" % match.group(1))
+            curr = os.path.join(folder, "curr%s_input" % match.group(1))
+            if _read_int(volt) is not None and _read_int(curr) is not None:
+                rails.append((label, volt, curr))
+    return PowerMeter("ina3221-hwmon", rails) if rails else None
+
+
+def _ina3221_iio():
+    rails, seen = [], set()
+    for pattern in ("bus/i2c/drivers/ina3221x/*/iio:device*/rail_name_*", "bus/i2c/devices/*/iio:device*/rail_name_*"):
+        for path in sorted(glob.glob(sysfs(pattern)), key=_natural):
+            real = os.path.realpath(path)
+            match = re.search(r"rail_name_(\d+)$", path)
+            label = _read(path)
+            if real in seen or not match or _skip_rail(label):
+                continue
+            seen.add(real)
+            power = os.path.join(os.path.dirname(path), "in_power%s_input" % match.group(1))
+            if _read_int(power) is not None:
+                rails.append((label, power))
+    return PowerMeter("ina3221-iio", rails) if rails else None
+
+
+def _pmic():
+    if shutil.which("vcgencmd") is None:
+        return None
+    rails = parse_pmic(vcgencmd("pmic_read_adc"))
+    if not rails:
+        return None
+    return PowerMeter("vcgencmd-pmic", [(name,) for name in rails], PMIC_INTERVAL_S, subprocess_read=True)
+
+
+def _hwmon_power():
+    rails = []
+    for path in sorted(glob.glob(sysfs("class/hwmon/hwmon*/power*_input")), key=_natural):
+        match = re.search(r"power(\d+)_input$", path)
+        folder = os.path.dirname(path)
+        if not match or _read(os.path.join(folder, "name")) == "ina3221" or _read_int(path) is None:
+            continue
+        label = _read(os.path.join(folder, "power%s_label" % match.group(1)))
+        name = label or "%s/power%s" % (_read(os.path.join(folder, "name")) or os.path.basename(folder), match.group(1))
+        rails.append((name, path))
+    return PowerMeter("hwmon", rails) if rails else None
+
+
+def _rapl():
+    rails = []
+    for folder in sorted(glob.glob(sysfs("class/powercap/intel-rapl:*")), key=_natural):
+        if not re.search(r"intel-rapl:\d+$", folder):  # packages only: their subzones are inside them
+            continue
+        path = os.path.join(folder, "energy_uj")
+        if _read_int(path) is None:  # often root-only
+            continue
+        name = _read(os.path.join(folder, "name")) or os.path.basename(folder)
+        rails.append((name, path, _read_int(os.path.join(folder, "max_energy_range_uj"))))
+    return PowerMeter("rapl", rails) if rails else None
+
+
+_POWER_METERS = None
+
+
+def power_meters():
+    """Every power source on this device, best first; found once per process."""
+    global _POWER_METERS
+    if _POWER_METERS is None:
+        found = []
+        for find in (_ina3221_hwmon, _ina3221_iio, _pmic, _hwmon_power, _rapl):
+            try:
+                meter = find()
+            except Exception:  # a strange tree must not stop the benchmark
+                meter = None
+            if meter is not None:
+                found.append(meter)
+        _POWER_METERS = found
+    return _POWER_METERS
+
+
+def power_meter():
+    """The source the sampler reads (the first found), or None: then power is absent, never 0."""
+    meters = power_meters()
+    return meters[0] if meters else None
+
+
+def idle_power(meter, seconds=0.3, readings=4):
+    """Mean power over a short quiet spell before the model loads; None without a source."""
+    if meter is None:
+        return None
+    if meter.kind == "rapl":
+        meter.read()
+        time.sleep(seconds)
+        got = meter.read()
+        return got.get("power_w") if got else None
+    values = []
+    for i in range(readings):
+        got = meter.read()
+        if got and got.get("power_w") is not None:
+            values.append(got["power_w"])
+        if i < readings - 1:
+            time.sleep(seconds / (readings - 1))
+    return round(sum(values) / len(values), 6) if values else None
+
+
+def throttle_words(bits):
+    """Pi get_throttled bits in words: bits 0-3 now, bits 16-19 the same since boot."""
+    if bits is None:
+        return None
+    return {"now": [w for i, w in enumerate(THROTTLE_WORDS) if bits >> i & 1],
+            "since_boot": [w for i, w in enumerate(THROTTLE_WORDS) if bits >> (i + 16) & 1]}
+
+
+def read_time_in_state():
+    """{policy: {"cpus": [...], "khz": [...], "s": [...]}} from cpufreq stats (10 ms units), or {}."""
+    out = {}
+    for path in sorted(glob.glob(sysfs("devices/system/cpu/cpufreq/policy*/stats/time_in_state")), key=_natural):
+        policy_dir = os.path.dirname(os.path.dirname(path))
+        khz, secs = [], []
+        for line in (_read(path) or "").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                khz.append(int(parts[0]))
+                secs.append(int(parts[1]) / 100.0)
+        if not khz:
+            continue
+        cpus = (_read(os.path.join(policy_dir, "affected_cpus")) or _read(os.path.join(policy_dir, "related_cpus")) or "")
+        out[os.path.basename(policy_dir)] = {"cpus": [int(c) for c in cpus.split() if c.isdigit()], "khz": khz,
+                                             "s": secs}
+    return out
+
+
+def time_in_state_diff(before, after):
+    """Seconds spent at each frequency between two read_time_in_state() readings."""
+    out = {}
+    for policy, now in after.items():
+        then = before.get(policy)
+        if not then:
+            continue
+        earlier = dict(zip(then["khz"], then["s"]))
+        out[policy] = {"cpus": now["cpus"], "khz": now["khz"],
+                       "s": [round(max(0.0, s - earlier.get(k, 0.0)), 2) for k, s in zip(now["khz"], now["s"])]}
+    return out
+
+
+def cores_online():
+    """{cpu number: online?} from cpu*/online (cpu0 often has no such file: it is always online)."""
+    out = {}
+    for path in glob.glob(sysfs("devices/system/cpu/cpu[0-9]*")):
+        match = re.search(r"cpu(\d+)$", path)
+        if not match:
+            continue
+        value = _read(os.path.join(path, "online"))
+        out[int(match.group(1))] = value != "0"
+    return out
+
+
+def top_frequency_hz():
+    """The highest frequency any core may reach (cpuinfo_max_freq), or None without cpufreq."""
+    values = [_read_int(p) for p in glob.glob(sysfs("devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq"))]
+    values = [v for v in values if v]
+    return max(values) * 1000 if values else None
 
 
 class ProcStat:
@@ -404,7 +713,9 @@ class Sampler(threading.Thread):
     """Background telemetry at a fixed interval, timestamped with perf_counter_ns.
 
     It sleeps between readings and reads a handful of small files, so its cost
-    stays well under 1 % of a core at the default 100 ms.
+    stays well under 1 % of a core at the default 100 ms. Power comes from the source
+    found once per process (power_meter()); a subprocess source (the Pi 5's vcgencmd) is
+    read at most every PMIC_INTERVAL_S, and readings in between carry no power.
     """
 
     def __init__(self, interval_s):
@@ -415,11 +726,12 @@ class Sampler(threading.Thread):
         self.stat = ProcStat()
         self.zones = thermal_zones()
         self.freq_paths = sorted(
-            glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq"), key=_natural
+            glob.glob(sysfs("devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq")), key=_natural
         )
+        self.power = power_meter()
         self.readings = 0
 
-    def read_once(self):
+    def read_once(self, force_power=False):
         system, per_core, process = self.stat.cpu()
         rss, peak, available = self.stat.memory()
         temps = {}
@@ -432,7 +744,10 @@ class Sampler(threading.Thread):
             value = _read_int(path)
             freqs.append(value * 1000 if value is not None else None)
         self.readings += 1
-        return {
+        power = None
+        if self.power is not None and (force_power or self.power.due(time.monotonic())):
+            power = self.power.read()
+        reading = {
             "t_ns": time.perf_counter_ns(),
             "phase": self.phase,
             "cpu_pct": _round(system),
@@ -444,6 +759,9 @@ class Sampler(threading.Thread):
             "temps_c": temps or None,
             "freq_hz": freqs or None,
         }
+        if power:
+            reading.update(power)
+        return reading
 
     def run(self):
         while not self.stop_event.wait(self.interval_s):
@@ -570,10 +888,14 @@ def run_cell(job):
             raise CellError("option", "%s %s cannot turn XNNPACK off" % (runtime, runtime_version))
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
+    meter = power_meter()
+    idle_w = idle_power(meter)  # before the model loads; costs nothing where there is no source
+    if meter is not None:
+        emit("idle_power", idle_power_w=idle_w, source=meter.kind, total=meter.describe()["total"])
     sampler = Sampler(float(job["telemetry_interval_s"]))
     throttled_before = read_throttled()
     vc_temp_start = read_vc_temp()
-    emit("telemetry", **sampler.read_once())
+    emit("telemetry", **sampler.read_once(force_power=True))
     sampler.start()
     try:
         t0 = time.perf_counter_ns()
@@ -624,12 +946,15 @@ def run_cell(job):
 
         sampler.phase = "warmup"
         warm = timed_loop(invoke, clock, warmup_runs, warmup_s, max(warmup_s, 0.0) + max_s, chunk, flush_s, "warmup")
+        states_before, online_before = read_time_in_state(), cores_online()  # outside the timed loop
         sampler.phase = "loop"
         loop = timed_loop(invoke, clock, min_runs, min_s, max_s, chunk, flush_s, "loop")
         sampler.phase = "done"
+        states_after, online_after = read_time_in_state(), cores_online()
     finally:
         sampler.stop()
-    emit("telemetry", **sampler.read_once())
+    emit("telemetry", **sampler.read_once(force_power=True))
+    throttled_after = read_throttled()
 
     end = {
         "cell_id": cell_id,
@@ -642,10 +967,19 @@ def run_cell(job):
         "hit_max_seconds": loop["hit_max"],
         "rss_peak": peak_rss(),
         "throttled_before": throttled_before,
-        "throttled_after": read_throttled(),
+        "throttled_after": throttled_after,
+        "throttle_words_before": throttle_words(throttled_before),
+        "throttle_words_after": throttle_words(throttled_after),
         "vc_temp_start_c": vc_temp_start,
         "vc_temp_end_c": read_vc_temp(),
         "telemetry_readings": sampler.readings,
+        # forensics of the timed loop: time at each frequency, cores taken offline
+        "time_in_state": time_in_state_diff(states_before, states_after) or None,
+        "freq_top_hz": top_frequency_hz(),
+        "cores_offline_before": sorted(c for c, on in online_before.items() if not on),
+        "cores_offlined": sorted(c for c, on in online_after.items() if not on and online_before.get(c, True)),
+        "power": meter.describe() if meter is not None else None,
+        "idle_power_w": idle_w,
     }
     if job["eval_path"]:
         try:

@@ -138,6 +138,8 @@ def check_device(profile: Profile) -> CheckResult:
     f.append(("thermal", ", ".join(zones) if zones else "no thermal zones (temperatures are recorded as absent)"))
     f.append(("cpufreq", "yes" if fp.get("cpufreq") else "no"))
     f.append(("vcgencmd", "yes" if fp.get("vcgencmd") else "no"))
+    sources = [f"{s.get('kind')} ({s.get('total')})" for s in fp.get("power_sources") or []]
+    f.append(("power", ", ".join(sources) if sources else "no source (power and energy are recorded as absent)"))
     if fp.get("governor"):
         f.append(("governor", str(fp["governor"])))
     if fp.get("virtualization"):

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from benchbot import stats
+from benchbot import power, stats
 
 if TYPE_CHECKING:
     from benchbot.store import CellAttempt, Run
 
 CELL_COLUMNS = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch"]
-FLAGS = ("unstable", "throttled", "emulated", "few-samples", "one-repetition", "incomplete", "failed")
+FLAGS = ("unstable", "throttled", "emulated", "few-samples", "one-repetition", "power-few-readings", "incomplete",
+         "failed")
 
 
 def _cell_columns(run: Run, attempt: CellAttempt) -> dict[str, Any]:
@@ -90,6 +91,8 @@ def _telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
             "freq_min_mhz": min(freqs) / 1e6 if freqs else None,
             "freq_max_mhz": max(freqs) / 1e6 if freqs else None,
             "temps_c": temps or None,
+            "power_w": r.get("power_w"), "rails_w": r.get("rails_w"),  # absent stays None (benchbot/power.py)
+            "energy_uj": r.get("energy_uj"), "cpu_core_pct": r.get("cpu_core_pct"),
         })
     return rows
 
@@ -102,7 +105,8 @@ def telemetry_frame(run: Run) -> pd.DataFrame:
         if rows:
             frames.append(pd.DataFrame(rows).assign(**_cell_columns(run, attempt)))
     columns = CELL_COLUMNS + ["repetition", "phase", "t_s", "cpu_pct", "proc_cpu_pct", "rss_mb", "rss_peak_mb",
-                              "mem_available_mb", "temp_c", "freq_min_mhz", "freq_max_mhz", "temps_c"]
+                              "mem_available_mb", "temp_c", "freq_min_mhz", "freq_max_mhz", "temps_c", "power_w",
+                              "rails_w"]
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
@@ -168,19 +172,22 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
     lows = [t["freq_min_mhz"] for t in loop_t if t["freq_min_mhz"] is not None]
     row["freq_min_mhz"] = min(lows) if lows else None
     start_max = telemetry[0]["freq_max_mhz"] if telemetry else None
+    row.update(power.cell_figures(telemetry, end, next(iter(fp.get("power_sources") or []), None)))
 
     flags = []
     if stats.is_unstable(row.get("cv"), row["drift"]):
         flags.append("unstable")
     if stats.frequency_dropped(start_max, row["freq_min_mhz"]) or stats.throttle_bits_appeared(
         end.get("throttled_before"), end.get("throttled_after")
-    ):
+    ) or row["throttled_forensics"]:
         flags.append("throttled")
     if emulated:
         flags.append("emulated")
     weak = stats.few_samples(len(loop))
     if loop.size and weak:
         flags.append("few-samples")
+    if row["power_few_readings"]:
+        flags.append("power-few-readings")
     if attempt.status in ("incomplete", "failed"):
         flags.append(attempt.status)
     row["few_samples"] = ",".join(f"p{p}" for p in weak) if loop.size else ""
@@ -247,6 +254,7 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
     for key, pick in (("peak_rss_mb", max), ("cpu_max", max), ("temp_max_c", max), ("freq_min_mhz", min)):
         values = [r[key] for r in measured if r.get(key) is not None]
         row[key] = pick(values) if values else None
+    row.update(_power_over_repetitions(measured))
     by_time = sorted(measured, key=lambda r: r.get("_started_ns") or 0)
     starts = [r["temp_start_c"] for r in by_time if r.get("temp_start_c") is not None]
     ends = [r["temp_end_c"] for r in by_time if r.get("temp_end_c") is not None]
@@ -261,6 +269,8 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
         flags.append("unstable")  # one repetition: only its own spread and drift can say so
     if any("throttled" in str(r.get("flags", "")) for r in measured):
         flags.append("throttled")
+    if row["power_few_readings"]:
+        flags.append("power-few-readings")
     weak = stats.few_samples(int(pooled_loop_ms.size))
     if pooled_loop_ms.size and weak:
         flags.append("few-samples")
@@ -269,6 +279,47 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
     row["few_samples"] = ",".join(f"p{p}" for p in weak) if pooled_loop_ms.size else ""
     row["_flags"] = flags
     return row
+
+
+def _joined(values: list[Any]) -> str | None:
+    seen = list(dict.fromkeys(p for v in values if v for p in str(v).split(",") if p.strip()))
+    return ",".join(p.strip() for p in seen) or None
+
+
+def _power_over_repetitions(reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The cell's power, energy and thermal forensics from its repetitions (benchbot.power per repetition).
+
+    Energy per inference is the energy of every repetition's loop over all their inferences, and mean power
+    that energy over their loop time, so short repetitions weigh what they measured. Few readings is judged
+    on the readings of all repetitions together.
+    """
+    powered = [r for r in reps if r.get("energy_loop_j") is not None]
+    out: dict[str, Any] = {
+        "power_source": next((r["power_source"] for r in reps if r.get("power_source")), None),
+        "power_total": next((r["power_total"] for r in reps if r.get("power_total")), None),
+        "power_mean_w": None, "power_peak_w": None, "energy_loop_j": None, "energy_per_inference_mj": None,
+        "rails_mean_w": next((r["rails_mean_w"] for r in reps if r.get("rails_mean_w")), None),
+        "power_readings": sum(int(r.get("power_readings") or 0) for r in reps) if powered else None,
+    }
+    idle = [r["idle_power_w"] for r in reps if r.get("idle_power_w") is not None]
+    out["idle_power_w"] = float(np.median(idle)) if idle else None
+    if powered:
+        energy = sum(float(r["energy_loop_j"]) for r in powered)
+        seconds = sum(float(r.get("loop_s") or 0.0) for r in powered)
+        runs = sum(int(r.get("count") or 0) for r in powered)
+        out["energy_loop_j"] = energy
+        out["power_mean_w"] = energy / seconds if seconds > 0 else None
+        out["power_peak_w"] = max(float(r["power_peak_w"]) for r in powered if r.get("power_peak_w") is not None)
+        out["energy_per_inference_mj"] = 1000.0 * energy / runs if runs else None
+    out["power_few_readings"] = bool(powered) and (out["power_readings"] or 0) < power.FEW_READINGS
+    below = [r["time_below_top_s"] for r in reps if r.get("time_below_top_s") is not None]
+    loop_s = sum(float(r.get("loop_s") or 0.0) for r in reps)
+    out["time_below_top_s"] = sum(below) if below else None
+    out["time_below_top_frac"] = sum(below) / loop_s if below and loop_s > 0 else None
+    for key in ("policies_below_top", "cores_offlined", "throttle_words"):
+        out[key] = _joined([r.get(key) for r in reps])
+    out["throttled_forensics"] = any(bool(r.get("throttled_forensics")) for r in reps)
+    return out
 
 
 def summary_frame(run: Run) -> pd.DataFrame:

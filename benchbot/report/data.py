@@ -133,6 +133,9 @@ def fingerprint_line(fp: dict[str, Any]) -> str:
         parts.append(f"Python {fp['python']}")
     if fp.get("runtime"):
         parts.append(f"{fp['runtime']} {fp.get('runtime_version') or ''}".strip())
+    sources = fp.get("power_sources") or []
+    if sources:  # the one the sampler reads is first
+        parts.append(f"power: {sources[0].get('total')} ({sources[0].get('kind')})")
     return ", ".join(parts)
 
 

@@ -118,7 +118,9 @@ def render(data: ReportData, plots: Iterable[PlotFile] = (), sections: Iterable[
         parts.append(f"<h2>{_e(label)}" + (" — emulated, not comparable with hardware" if emulated else "") + "</h2>")
         for run_id, fp in data.fingerprints(device, emulated):
             parts.append(f'<p class="fp">{_e(run_id)}: {_e(fingerprint_line(fp))}</p>')
-        parts.append(cells_table(data, data.device_rows(device, emulated), columns))
+        rows = data.device_rows(device, emulated)
+        parts.append(cells_table(data, rows, [c for c in columns if c not in table.POWER_COLUMNS
+                                              or table.has_power(rows)]))
         for plot in plots:
             run_emulated = _run_emulated(data, plot.run_id, plot.device)
             if plot.kind != "timeline" and plot.device == device and run_emulated == emulated:
@@ -127,7 +129,7 @@ def render(data: ReportData, plots: Iterable[PlotFile] = (), sections: Iterable[
     parts.append("<h2>How to read the table</h2>")
     parts.append(f"<p>{_e(table.relative_header(data.baseline))}: {_e(table.relative_words(data.baseline))} "
                  "ref marks the baseline.</p>")
-    for line in table.COLUMN_NOTES:
+    for line in table.COLUMN_NOTES + ([table.POWER_NOTE] if table.has_power(data.summary) else []):
         parts.append(f"<p>{_e(line)}</p>")
     parts.append('<dl class="legend">')
     for mark, text in table.legend_items():

@@ -4,9 +4,11 @@ Per device (files in the run's `plots/` folder):
     latency-<device>     latency distribution per model x variant x threads (box: quartiles, whiskers p1-p99)
     throughput-<device>  inferences per second, grouped bars per model, thread count and variant
     scaling-<device>     throughput against threads, a line per variant (only when threads were swept)
+    energy-<device>      energy per inference against p50 latency (only where the device measured power)
 Per cell (in `plots/cells/`, PNG only by default, rewritten only when the cell's data changed):
-    <cell key>-timeline  latency of every inference, temperature, CPU frequency, CPU % and RSS against time,
-                         warmup and timed loop marked, throttled spans shaded, absent sensors said so
+    <cell key>-timeline  latency of every inference, temperature, CPU frequency, CPU %, RSS and (where the
+                         device has a power source) board power against time, warmup and timed loop marked,
+                         time below the top CPU frequency shaded, absent sensors said so
 
 The `*_figure` functions return matplotlib Figures (not managed by pyplot: no GUI backend, nothing to
 close) for notebooks; `plot_run`/`write_plots` save them.
@@ -34,7 +36,9 @@ from matplotlib.ticker import FuncFormatter, LogLocator
 from benchbot import stats
 from benchbot.models.catalog import VARIANT_ORDER
 from benchbot.plan import safe_name
+from benchbot.power import forensics
 from benchbot.report.fmt import sig
+from benchbot.summary import _telemetry_rows as telemetry_rows
 
 if TYPE_CHECKING:
     from benchbot.store import Run
@@ -50,6 +54,7 @@ TITLES = {
     "latency": "{device}: latency distribution of the timed loop",
     "throughput": "{device}: throughput of the timed loop (higher is better)",
     "scaling": "{device}: thread scaling (throughput against threads)",
+    "energy": "{device}: energy per inference against latency (lower left is better)",
 }
 # boxplot(vert=False) is deprecated from matplotlib 3.11; orientation= only exists from 3.10
 HORIZONTAL: dict[str, Any] = ({"orientation": "horizontal"} if tuple(
@@ -301,6 +306,8 @@ class CellTrace:
     loop: tuple[float, float] | None
     firmware_throttled: bool = False
     absent: dict[str, str] = field(default_factory=dict)
+    top_mhz: float | None = None     # the top of the cpufreq table (time below it is shaded), when known
+    forensics: str = ""              # time below the top frequency, cores offlined, throttle words (power.py)
 
 
 def cell_trace(run: Run, key: str, samples: pd.DataFrame | None = None, telemetry: pd.DataFrame | None = None
@@ -350,15 +357,32 @@ def cell_trace(run: Run, key: str, samples: pd.DataFrame | None = None, telemetr
     if tele.empty or tele["rss_mb"].isna().all():
         absent["rss"] = "absent: no memory readings"
     bits = stats.throttle_bits_appeared(end.get("throttled_before"), end.get("throttled_after"))
-    return CellTrace(title, t, latency / 1e6, phase, tele.sort_values("t_s"), warmup_span, loop_span, bits, absent)
+    tables = [max(s.get("khz") or [0]) for s in (end.get("time_in_state") or {}).values()]
+    top = max(tables) / 1e3 if tables and max(tables) > 0 else None
+    return CellTrace(title, t, latency / 1e6, phase, tele.sort_values("t_s"), warmup_span, loop_span, bits, absent,
+                     top, _forensics_text(forensics(telemetry_rows(attempt), end)))
 
 
-def _throttled_spans(tele: pd.DataFrame, tolerance: float = 0.02) -> list[tuple[float, float]]:
-    """Where some core ran slower than the fastest core did at the first reading (as stats.frequency_dropped)."""
+def _forensics_text(found: dict[str, Any]) -> str:
+    parts = []
+    if found.get("policies_below_top"):
+        parts.append(f"{found['time_below_top_s']:.2f} s of the loop below the top frequency "
+                     f"({found['policies_below_top']}, cpufreq time_in_state)")
+    if found.get("cores_offlined"):
+        parts.append(f"cores offlined during the loop: {found['cores_offlined']}")
+    if found.get("throttle_words"):
+        parts.append(f"firmware: {found['throttle_words']}")
+    return "; ".join(parts)
+
+
+def _throttled_spans(tele: pd.DataFrame, tolerance: float = 0.02, top_mhz: float | None = None
+                     ) -> list[tuple[float, float]]:
+    """Where some core ran below the top of the cpufreq table (top_mhz), or, when that is unknown, slower than the
+    fastest core did at the first reading (as stats.frequency_dropped)."""
     freq = tele[["t_s", "freq_min_mhz", "freq_max_mhz"]].dropna()
     if freq.empty:
         return []
-    reference = float(freq["freq_max_mhz"].iloc[0])
+    reference = float(top_mhz) if top_mhz else float(freq["freq_max_mhz"].iloc[0])
     low = (freq["freq_min_mhz"] < reference * (1 - tolerance)).to_numpy()
     times = freq["t_s"].to_numpy()
     spans, start = [], None
@@ -381,12 +405,15 @@ def _absent(ax: Any, text: str) -> None:
 
 
 def timeline_figure(trace: CellTrace) -> Figure:
-    """Five panels on one time axis: latency per inference, temperature, CPU frequency, CPU %, RSS."""
-    fig = _new_figure(10, 10.5)
-    axes = fig.subplots(5, 1, sharex=True, gridspec_kw={"height_ratios": [2.4, 1, 1, 1.2, 1]})
-    ax_lat, ax_temp, ax_freq, ax_cpu, ax_rss = axes
+    """Panels on one time axis: latency per inference, temperature, CPU frequency, CPU %, RSS, and board power
+    where the device has a power source (no panel where it has none)."""
     tele = trace.telemetry
-    throttled = _throttled_spans(tele)
+    power = tele[["t_s", "power_w"]].dropna() if "power_w" in tele else pd.DataFrame()
+    fig = _new_figure(10, 10.5 + (1.9 if not power.empty else 0.0))
+    axes = fig.subplots(5 + (not power.empty), 1, sharex=True,
+                        gridspec_kw={"height_ratios": [2.4, 1, 1, 1.2, 1] + ([1.2] if not power.empty else [])})
+    ax_lat, ax_temp, ax_freq, ax_cpu, ax_rss = axes[:5]
+    throttled = _throttled_spans(tele, top_mhz=trace.top_mhz)
 
     def shade(ax: Any) -> None:  # phases and throttled spans, on panels that show data
         if trace.warmup:
@@ -396,7 +423,7 @@ def timeline_figure(trace: CellTrace) -> Figure:
         for a, b in throttled:
             ax.axvspan(a, b, facecolor="none", edgecolor=THROTTLE_COLOR, hatch="///", alpha=0.5, lw=0)
 
-    for ax, part in zip(axes, ("lat", "temp", "freq", "cpu", "rss")):
+    for ax, part in zip(axes, ("lat", "temp", "freq", "cpu", "rss", "power")):
         if part not in trace.absent and (part != "lat" or trace.samples_ms.size):
             shade(ax)
 
@@ -468,7 +495,9 @@ def timeline_figure(trace: CellTrace) -> Figure:
         ax_rss.set_ylabel("RSS (MB)")
         top = float(r["rss_mb"].max())
         ax_rss.set_ylim(0, top * 1.2)
-    ax_rss.set_xlabel("time from the start of the timed loop (s)")
+    if not power.empty:
+        _power_panel(axes[5], power)
+    axes[-1].set_xlabel("time from the start of the timed loop (s)")
     for ax in axes:
         ax.grid(alpha=0.25)
         ax.yaxis.set_label_coords(-0.07, 0.5)
@@ -478,14 +507,69 @@ def timeline_figure(trace: CellTrace) -> Figure:
     if throttled:
         handles.append(Patch(facecolor="none", edgecolor=THROTTLE_COLOR, hatch="///", label="throttled"))
     fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.99, 0.955))
-    subtitle = "phases shaded; " + ("hatched: CPU frequency below its starting maximum (throttled)"
+               bbox_to_anchor=(0.99, 1 - (0.47 + 0.2 * bool(trace.forensics)) / fig.get_figheight()))
+    below = "its top frequency" if trace.top_mhz else "its starting maximum"
+    subtitle = "phases shaded; " + (f"hatched: CPU frequency below {below} (throttled)"
                                     if "freq" not in trace.absent else "throttling not visible: no cpufreq readings")
     if trace.firmware_throttled:
         subtitle += "; the firmware reported throttling during this cell"
+    if trace.forensics:
+        subtitle += "\n" + trace.forensics
     fig.suptitle(f"{trace.title}\n{subtitle}", fontsize=10, x=0.01, y=0.995, ha="left")
     # a fixed layout: tight_layout costs more than drawing, and one report may hold hundreds of timelines
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.055, hspace=0.12)
+    height = fig.get_figheight()
+    fig.subplots_adjust(left=0.1, right=0.98, top=1 - (1.05 + 0.2 * bool(trace.forensics)) / height,
+                        bottom=0.58 / height, hspace=0.12)
+    return fig
+
+
+def _power_panel(ax: Any, power: pd.DataFrame) -> None:
+    """Board power at each reading (a subprocess source such as a Pi 5's PMIC is read about once a second)."""
+    ax.plot(power["t_s"], power["power_w"], color="#17becf", marker=".", ms=4, label="board power")
+    ax.set_ylabel("power (W)")
+    top = float(power["power_w"].max())
+    ax.set_ylim(0, max(top * 1.35, 0.1))
+
+
+# ----------------------------------------------------------------------------- energy against latency
+
+
+def energy_figure(summary: pd.DataFrame, device: str, title_extra: str = "") -> Figure | None:
+    """Energy per inference (mJ) against p50 latency, a point per cell; None where the device measured no power."""
+    if "energy_per_inference_mj" not in summary:
+        return None
+    frame = summary[(summary["device"] == device) & summary["energy_per_inference_mj"].notna()
+                    & summary["p50_ms"].notna()]
+    if frame.empty:
+        return None
+    fig = _new_figure(7.5, 5.2)
+    ax = fig.subplots()
+    variants = set(frame["variant"])
+    models = sorted(frame["model"].unique())
+    markers = ["o", "s", "^", "D", "v", "P", "X"]
+    for _, r in frame.iterrows():
+        ax.scatter(float(r["p50_ms"]), float(r["energy_per_inference_mj"]), s=55, color=variant_color(r["variant"],
+                   variants), marker=markers[models.index(r["model"]) % len(markers)], edgecolor="black", lw=0.5)
+        ax.annotate(f"{r['model']} {r['variant']} t{int(r['threads'])}", (float(r["p50_ms"]),
+                    float(r["energy_per_inference_mj"])), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    x, y = frame["p50_ms"].astype(float), frame["energy_per_inference_mj"].astype(float)
+    for axis, values, setter in ((ax.xaxis, x, ax.set_xscale), (ax.yaxis, y, ax.set_yscale)):
+        if values.min() > 0 and values.max() / values.min() > 10:
+            setter("log")
+            _plain_log_axis(axis)
+    ax.set_xlabel("p50 latency (ms)")
+    ax.set_ylabel("energy per inference (mJ)")
+    ax.grid(alpha=0.3, which="both")
+    handles = [Line2D([], [], color=variant_color(v, variants), marker="o", ls="", label=v)
+               for v in sorted(variants, key=_variant_key)]
+    handles += [Line2D([], [], color="grey", marker=markers[i % len(markers)], ls="", label=m)
+                for i, m in enumerate(models)]
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    source = frame["power_total"].dropna().iloc[0] if "power_total" in frame and frame["power_total"].notna().any() \
+        else "board power"
+    ax.set_title(TITLES["energy"].format(device=device + title_extra) + f"\nenergy = mean {source} over the "
+                 "timed loop × its wall time ÷ inferences", fontsize=10)
+    fig.tight_layout()
     return fig
 
 
@@ -541,7 +625,8 @@ def plot_run(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), c
             extra = " (emulated)" if emulated.get(device) else ""
             makers = (("latency", lambda d=device, e=extra: latency_figure(samples, d, e) if not samples.empty else None),
                       ("throughput", lambda d=device, e=extra: throughput_figure(summary, d, e)),
-                      ("scaling", lambda d=device, e=extra: scaling_figure(summary, d, e)))
+                      ("scaling", lambda d=device, e=extra: scaling_figure(summary, d, e)),
+                      ("energy", lambda d=device, e=extra: energy_figure(summary, d, e)))
             for kind, make in makers:
                 stem = out_dir / f"{kind}-{safe}"
                 paths = [stem.with_name(f"{stem.name}.{ext}") for ext in formats]

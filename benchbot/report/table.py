@@ -38,15 +38,21 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("proc_cpu_mean", "CPU %", "n"),
     ("peak_rss_mb", "peak RSS MB", "n"),
     ("temp", "temp °C", "n"),
+    ("power_mean_w", "W", "n"),
+    ("energy_per_inference_mj", "mJ/inf", "n"),
     ("accuracy", "acc", "n"),
     ("flags", "flags", "s"),
 ]
 
 FLAG_MARKS = {"unstable": "~", "throttled": "T", "emulated": "E", "few-samples": "n", "one-repetition": "1",
-              "incomplete": "!", "failed": "X"}
+              "power-few-readings": "w", "incomplete": "!", "failed": "X"}
+#: Shown only for devices with a power source (benchbot/power.py); elsewhere the columns are left out.
+POWER_COLUMNS = ("power_mean_w", "energy_per_inference_mj")
 FLAG_TEXT = {
     "unstable": "unstable: the repetitions' medians vary by more than 10 % (one repetition: its CV or drift over 10 %)",
-    "throttled": "throttled: CPU frequency dropped or the firmware reported throttling during the cell",
+    "throttled": "throttled: CPU frequency dropped (or time below the top frequency, or a core went offline) or "
+                 "the firmware reported throttling during the cell",
+    "power-few-readings": "few power readings: under 5 inside the timed loop, so its W and mJ/inf are rough",
     "emulated": "emulated: measured under QEMU; not comparable with real hardware",
     "few-samples": "few samples: too few for a 95 % interval of p90/p99, which are rough",
     "one-repetition": "one repetition: no run-to-run interval, so no ranking either (use --repetitions 3 or more)",
@@ -60,6 +66,8 @@ COLUMN_NOTES = [
     "repetitions).  rep CV: that spread.  runs, p90, p99, inf/s: over the loops of every repetition.",
     "CPU %: the benchmark process, 100 = one full core.  temp: start→max over the cell, or absent (no sensor).",
 ]
+POWER_NOTE = ("W: mean board power over the timed loop; mJ/inf: its energy ÷ inferences (absent: no power "
+              "source on the device).")
 
 EXPORT_COLUMNS = [
     "run_id", "device", "model", "variant", "threads", "xnnpack", "batch", "status", "reason", "runtime",
@@ -69,6 +77,8 @@ EXPORT_COLUMNS = [
     "peak_rss_mb", "cpu_mean", "cpu_max", "proc_cpu_mean", "temp_start_c", "temp_max_c", "temp_end_c",
     "freq_min_mhz", "model_size", "size_ratio", "accuracy", "accuracy_n", "accuracy_delta_pts", "agreement",
     "model_sha256", "emulated", "flags", "few_samples", *RELATIVE_COLUMNS,
+    "power_source", "power_total", "power_mean_w", "power_peak_w", "energy_per_inference_mj", "idle_power_w",
+    "power_readings", "time_below_top_s", "cores_offlined", "throttle_words",
 ]
 
 
@@ -98,8 +108,15 @@ def visible_columns(summary: pd.DataFrame, multi_run: bool = False, device: bool
             continue
         if column == "accuracy" and ("accuracy" not in summary or summary["accuracy"].isna().all()):
             continue
+        if column in POWER_COLUMNS and not has_power(summary):
+            continue
         out.append(column)
     return out
+
+
+def has_power(rows: pd.DataFrame) -> bool:
+    """Whether any of these cells measured power (a device with a source)."""
+    return "power_mean_w" in rows and bool(pd.to_numeric(rows["power_mean_w"], errors="coerce").notna().any())
 
 
 def headers(columns: list[str], baseline: str = "fastest") -> list[str]:
@@ -137,6 +154,8 @@ def display_row(r: Any) -> dict[str, str]:
         "proc_cpu_mean": fmt.fixed(r.get("proc_cpu_mean"), 0),
         "peak_rss_mb": fmt.sig(r.get("peak_rss_mb"), 3),
         "accuracy": fmt.fixed(r.get("accuracy"), 3),
+        "power_mean_w": _absent_or(r, fmt.sig(r.get("power_mean_w"), 3)),
+        "energy_per_inference_mj": _absent_or(r, fmt.sig(r.get("energy_per_inference_mj"), 3)),
     }
     ratio = r.get("rel_ratio")
     if fmt.missing(ratio):
@@ -167,6 +186,11 @@ def _reps(r: Any) -> str:
     if fmt.missing(planned):
         return ""
     return str(int(planned)) if done == planned else f"{0 if fmt.missing(done) else int(done)}/{int(planned)}"
+
+
+def _absent_or(r: Any, text: str) -> str:
+    """A measured figure, or `absent` for a finished cell that has none (never 0)."""
+    return text if text else ("absent" if r.get("status") == "ok" else "")
 
 
 def display_rows(summary: pd.DataFrame) -> list[dict[str, str]]:
@@ -202,6 +226,8 @@ def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None 
         lines.append("")
     lines.append(f"Relative column: {relative_words(data.baseline)}")
     lines.extend(COLUMN_NOTES)
+    if "power_mean_w" in columns:
+        lines.append(POWER_NOTE)
     lines.append("")
     for note in data.notes:
         lines.append(f"> Note: {note}")
@@ -274,7 +300,8 @@ def to_rich(data: ReportData | pd.DataFrame, title: str = "") -> list[Any]:
         out += [Text("Answer", style="bold"), Markdown(answer_markdown(data))]
     for device, emulated in data.devices():
         rows = data.device_rows(device, emulated)
-        columns = visible_columns(data.summary, data.multi_run, device=False)
+        columns = [c for c in visible_columns(data.summary, data.multi_run, device=False)
+                   if c not in POWER_COLUMNS or has_power(rows)]  # power only where the device has a source
         label = device_label(device, emulated)
         fps = data.fingerprints(device, emulated)
         caption = "\n".join(f"{run_id if data.multi_run else ''}{': ' if data.multi_run else ''}"
@@ -297,7 +324,7 @@ def to_rich(data: ReportData | pd.DataFrame, title: str = "") -> list[Any]:
     for note in data.notes:
         out.append(Text(f"Note: {note}", style="yellow"))
     out.append(Text(f"{relative_header(data.baseline)}: {relative_words(data.baseline)}", style="dim"))
-    for line in COLUMN_NOTES:
+    for line in COLUMN_NOTES + ([POWER_NOTE] if has_power(data.summary) else []):
         out.append(Text(line, style="dim"))
     out.append(Text("Flags: " + FLAG_LEGEND, style="dim"))
     return out

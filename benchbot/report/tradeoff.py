@@ -90,7 +90,7 @@ def tradeoff_frame(data: ReportData) -> pd.DataFrame:
     """The summary rows the trade-off needs, in report order, with each cell's task fingerprint."""
     wanted = ["run_id", "device", "emulated", "model", "variant", *CONFIG, "key", "baseline", "status", "reason",
               "model_size", "size_ratio", "accuracy", "accuracy_n", "accuracy_delta_pts", "agreement",
-              "accuracy_error", "p50_ms", "rep_p50_ms", "throughput", "peak_rss_mb"]
+              "accuracy_error", "p50_ms", "rep_p50_ms", "throughput", "peak_rss_mb", "energy_per_inference_mj"]
     frames = [data.device_rows(d, e) for d, e in data.devices()]
     frame = pd.concat(frames) if frames else data.summary.iloc[0:0]
     frame = frame.copy()
@@ -243,6 +243,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def energy_clause(row: Any) -> str:
+    """", 2.9 mJ per inference" where the device measured power; nothing where it has no source."""
+    energy = row.get("energy_per_inference_mj")
+    return "" if missing(energy) else f", {sig(energy)} mJ per inference"
+
+
 def _accuracy_clause(row: Any, delta: Any) -> str:
     if not missing(row.get("accuracy_error")) and row.get("accuracy_error"):
         return f"accuracy not measured ({row['accuracy_error']})"
@@ -265,7 +271,8 @@ def variant_headlines(rows: pd.DataFrame, device: str, emulated: bool, label: st
         base = base_rows.iloc[0] if not base_rows.empty else None
         subject = f"{row['model']} {row['variant']} {_where(label, row, varied)}"
         values = {k: _clean(row.get(k)) for k in ("size_ratio", "accuracy", "accuracy_delta_pts", "agreement",
-                                                   "throughput", "p50_ms", "peak_rss_mb", "model_size")}
+                                                   "throughput", "p50_ms", "peak_rss_mb", "model_size",
+                                                   "energy_per_inference_mj")}
         if row.get("status") != "ok" or missing(row.get("throughput")):
             reason = row.get("reason")
             text = f"{subject}: {row.get('status') or 'not measured'}" + (f": {reason}" if not missing(reason) and
@@ -276,13 +283,13 @@ def variant_headlines(rows: pd.DataFrame, device: str, emulated: bool, label: st
                 parts.append(f"{percent(row['accuracy'])} accuracy")
             else:
                 parts.append(_accuracy_clause(row, None))
-            parts.append(f"{sig(row['throughput'])} inferences/s")
+            parts.append(f"{sig(row['throughput'])} inferences/s" + energy_clause(row))
             text = f"{subject}" + (" (baseline)" if base is not None else "") + ": " + ", ".join(parts)
         else:
             speed = speed_words(row["throughput"], base.get("throughput"), str(base_name), speed_tie(base, row))
             parts = [ratio_words(row.get("size_ratio")) or size_text(row["model_size"]),
                      _accuracy_clause(row, row.get("accuracy_delta_pts")),
-                     f"{sig(row['throughput'])} inferences/s" + (f" ({speed})" if speed else "")]
+                     f"{sig(row['throughput'])} inferences/s" + (f" ({speed})" if speed else "") + energy_clause(row)]
             if not missing(row.get("agreement")):
                 parts.append(f"agrees with {base_name} on {percent(row['agreement'])}")
             text = f"{subject}: " + ", ".join(p for p in parts if p)
@@ -330,7 +337,7 @@ def family_headlines(rows: pd.DataFrame, evals: dict[tuple[str, str], Measured],
                 agreement = float(np.mean(np.asarray(pred) == np.asarray(ref_pred)))
             speed = speed_words(row["throughput"], ref.get("throughput"), tie=speed_tie(ref, row))
             parts = [ratio_words(size_ratio), f"{points_text(delta)} pts accuracy",
-                     f"{sig(row['throughput'])} inferences/s" + (f" ({speed})" if speed else "")]
+                     f"{sig(row['throughput'])} inferences/s" + (f" ({speed})" if speed else "") + energy_clause(row)]
             if agreement is not None:
                 parts.append(f"agrees with {reference} on {percent(agreement)}")
             text = f"{row['model']} {row['variant']} vs {reference} {_where(label, row, varied)}: " + ", ".join(parts)
@@ -338,7 +345,8 @@ def family_headlines(rows: pd.DataFrame, evals: dict[tuple[str, str], Measured],
                       "reference_accuracy": _clean(ref["accuracy"]), "accuracy_delta_pts": delta,
                       "agreement": agreement, "throughput": _clean(row["throughput"]),
                       "reference_throughput": _clean(ref.get("throughput")), "p50_ms": _clean(row.get("p50_ms")),
-                      "model_size": _clean(row["model_size"]), "reference_size": _clean(ref["model_size"])}
+                      "model_size": _clean(row["model_size"]), "reference_size": _clean(ref["model_size"]),
+                      "energy_per_inference_mj": _clean(row.get("energy_per_inference_mj"))}
             out.append(Headline("family", device, emulated, str(row["model"]), str(row["variant"]), text, reference,
                                 values))
     return out
