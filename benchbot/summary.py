@@ -281,9 +281,10 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
     return row
 
 
-def _joined(values: list[Any]) -> str | None:
-    seen = list(dict.fromkeys(p for v in values if v for p in str(v).split(",") if p.strip()))
-    return ",".join(p.strip() for p in seen) or None
+def _joined(values: list[Any], sep: str = ",") -> str | None:
+    """The distinct items of several repetitions' lists, in order of first appearance."""
+    seen = dict.fromkeys(p.strip() for v in values if v for p in str(v).split(sep.strip()) if p.strip())
+    return sep.join(seen) or None
 
 
 def _power_over_repetitions(reps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -316,8 +317,8 @@ def _power_over_repetitions(reps: list[dict[str, Any]]) -> dict[str, Any]:
     loop_s = sum(float(r.get("loop_s") or 0.0) for r in reps)
     out["time_below_top_s"] = sum(below) if below else None
     out["time_below_top_frac"] = sum(below) / loop_s if below and loop_s > 0 else None
-    for key in ("policies_below_top", "cores_offlined", "throttle_words"):
-        out[key] = _joined([r.get(key) for r in reps])
+    for key, sep in (("policies_below_top", ","), ("cores_offlined", ","), ("throttle_words", ", ")):
+        out[key] = _joined([r.get(key) for r in reps], sep)
     out["throttled_forensics"] = any(bool(r.get("throttled_forensics")) for r in reps)
     return out
 
