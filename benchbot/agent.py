@@ -634,6 +634,8 @@ def graph_range(interpreter, ops, tensor):
                     uses.add(name)
             elif name in _PASS_THROUGH and pos == 0:
                 stack.extend(op["outputs"])
+            elif name in ("SHAPE", "RANK", "SIZE"):
+                continue  # reads only the shape, never the values
             else:
                 uses.add(name)
     if tables:
