@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchbot import model_inputs
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import resolve_models
 from benchbot.plan import Plan, Settings, build_plan, settings_from_json, validate_axes
@@ -43,6 +44,11 @@ class RunRequest:
     results: str | None = None
     quiet: bool = False
     argv: list[str] = field(default_factory=list)
+    # the user's own model inputs (benchbot.model_inputs): --input-range, --input-data, --input-shape, --signature
+    input_ranges: str | None = None
+    input_data: str | None = None
+    input_shapes: str | None = None
+    signature: str | None = None
 
 
 def load_devices(names: list[str], rehearse: bool = False) -> list[Profile]:
@@ -84,6 +90,11 @@ def execute(request: RunRequest, transport_factory: Callable[[Profile], Transpor
         families = resolve_models(request.models, request.variants)
         plan = build_plan(devices, families, settings, threads=request.threads, xnnpack=request.xnnpack,
                           batches=request.batches, interleave=request.interleave)
+        inputs = model_inputs.from_options(request.input_ranges, request.input_data, request.input_shapes,
+                                           request.signature)
+        model_inputs.check_eval_sources(inputs, [c.model_path for c in plan.cells])
+        if inputs:
+            plan.meta["inputs"] = inputs
         writer = RunWriter.create(root, plan, request.argv)
         todo = plan.cells
     progress = make_progress(request.quiet)
@@ -113,7 +124,8 @@ def _resume(request: RunRequest, root: Path) -> tuple[Plan, RunWriter, list]:
         if not Path(cell.model_path).is_file():
             raise BenchbotError(f"cannot resume: model file {cell.model_path} of cell {cell.key} is gone")
     writer.log("resume", cells=[c.key for c in todo])
-    return Plan(devices=devices, cells=run.cells, settings=settings), writer, todo
+    meta = {"inputs": run.manifest["plan"]["inputs"]} if run.manifest["plan"].get("inputs") else {}
+    return Plan(devices=devices, cells=run.cells, settings=settings, meta=meta), writer, todo
 
 
 def report_runs(

@@ -83,6 +83,15 @@ def main() -> None:
 @click.option("--local", "rehearse", is_flag=True,
               help="Fleet rehearsal: replace each device by its QEMU twin (profile [emulate] table).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--input-range", "input_ranges", default=None, metavar="NAME=LO:HI[,...]",
+              help="Random values of these inputs in [LO, HI) (HI exclusive) [default: what the graph shows, "
+                   "else benchmark_model's ranges].")
+@click.option("--input-data", "input_data", default=None, metavar="FILE.npz|eval",
+              help="Inputs from an .npz of arrays named by input (one sample, or N cycled outside the timing); "
+                   "'eval': each family's eval set.")
+@click.option("--input-shape", "input_shapes", default=None, metavar="NAME=1x128[,...]",
+              help="Shape of inputs with a dynamic (-1) dimension.")
+@click.option("--signature", default=None, help="Run this signature of the model [default: the first].")
 @results_option
 @friendly
 def run(**opts: Any) -> None:
@@ -101,6 +110,8 @@ def run(**opts: Any) -> None:
         telemetry_ms=opts["telemetry_ms"], seed=opts["seed"], accuracy=not opts["no_accuracy"],
         interleave=opts["order"] == "interleaved", resume=opts["resume"], rehearse=opts["rehearse"],
         results=opts["results"], quiet=opts["quiet"], argv=sys.argv[1:],
+        input_ranges=opts["input_ranges"], input_data=opts["input_data"], input_shapes=opts["input_shapes"],
+        signature=opts["signature"],
     )
     outcome = execute(request)
     ok = len(outcome.outcomes) - len(outcome.failed)

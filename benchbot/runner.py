@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbot import agent as agent_module
+from benchbot import model_inputs
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import sha256_file
 from benchbot.plan import Cell, Plan
@@ -308,6 +309,8 @@ class Runner:
         writer = self.writer.cell_writer(cell)
         stream = _CellStream(writer, self.progress, profile.name)
         job = self._job(profile, cell, model, eval_remote, deadline)
+        # -- model inputs (issue 11): the user's ranges/data/shapes/signature and the family's; move with the job
+        job.update(model_inputs.job_fields(self.plan.meta.get("inputs"), cell.model_path, transport.push))
         self.progress.update(profile.name, state="running", phase="init")
         begin = time.monotonic()
         try:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from benchbot import stats
+from benchbot import delegation, stats
 
 if TYPE_CHECKING:
     from benchbot.store import CellAttempt, Run
@@ -141,6 +141,7 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
         model_size=start.get("model_size") or cell.model_size,
         model_sha256=cell.model_sha256,
     )
+    row.update(delegation.from_cell_start(start))  # why a variant is fast or slow: XNNPACK partitions
 
     telemetry = _telemetry_rows(attempt)
     loop_t = [t for t in telemetry if t["phase"] == "loop"] or [t for t in telemetry if t["phase"] in ("warmup",)]

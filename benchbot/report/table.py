@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from benchbot import delegation
 from benchbot.report import fmt
 from benchbot.report.data import RELATIVE_COLUMNS, ReportData, device_label, fingerprint_line
 
@@ -37,6 +38,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("peak_rss_mb", "peak RSS MB", "n"),
     ("temp", "temp °C", "n"),
     ("accuracy", "acc", "n"),
+    ("delegation", "XNNPACK ops", "n"),
     ("flags", "flags", "s"),
 ]
 
@@ -54,6 +56,7 @@ FLAG_LEGEND = "  ".join(f"{mark} {FLAG_TEXT[flag].split(':')[0]}" for flag, mark
 COLUMN_NOTES = [
     "p50 95% CI: distribution-free confidence interval of the median latency.",
     "CPU %: the benchmark process, 100 = one full core.  temp: start→max over the cell, or absent (no sensor).",
+    "XNNPACK ops: ops the delegate runs / all ops, in N partitions (many partitions: slow hand-offs).",
 ]
 
 EXPORT_COLUMNS = [
@@ -62,7 +65,7 @@ EXPORT_COLUMNS = [
     "p90_ms", "p95_ms", "p99_ms", "max_ms", "cv", "drift", "throughput", "samples_per_s", "init_ms", "first_ms",
     "peak_rss_mb", "cpu_mean", "cpu_max", "proc_cpu_mean", "temp_start_c", "temp_max_c", "temp_end_c",
     "freq_min_mhz", "model_size", "size_ratio", "accuracy", "accuracy_n", "accuracy_delta_pts", "agreement",
-    "model_sha256", "emulated", "flags", "few_samples", *RELATIVE_COLUMNS,
+    "model_sha256", "emulated", "flags", "few_samples", *RELATIVE_COLUMNS, *delegation.COLUMNS,
 ]
 
 
@@ -91,6 +94,8 @@ def visible_columns(summary: pd.DataFrame, multi_run: bool = False, device: bool
         if column == "batch" and ("batch" not in summary or (summary["batch"].fillna(1) == 1).all()):
             continue
         if column == "accuracy" and ("accuracy" not in summary or summary["accuracy"].isna().all()):
+            continue
+        if column == "delegation" and ("total_ops" not in summary or summary["total_ops"].isna().all()):
             continue
         out.append(column)
     return out
@@ -128,6 +133,7 @@ def display_row(r: Any) -> dict[str, str]:
         "proc_cpu_mean": fmt.fixed(r.get("proc_cpu_mean"), 0),
         "peak_rss_mb": fmt.sig(r.get("peak_rss_mb"), 3),
         "accuracy": fmt.fixed(r.get("accuracy"), 3),
+        "delegation": delegation.compact(r),
     }
     ratio = r.get("rel_ratio")
     if fmt.missing(ratio):
