@@ -14,6 +14,7 @@ from typing import Any
 from benchbot import model_inputs
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import resolve_models
+from benchbot.models.inspect import run_warnings
 from benchbot.plan import Plan, Settings, build_plan, settings_from_json, validate_axes
 from benchbot.profiles import Profile, load_profile
 from benchbot.progress import make_progress
@@ -95,6 +96,8 @@ def execute(request: RunRequest, transport_factory: Callable[[Profile], Transpor
         model_inputs.check_eval_sources(inputs, [c.model_path for c in plan.cells])
         if inputs:
             plan.meta["inputs"] = inputs
+        for warning in run_warnings(devices, [c.model_path for c in plan.cells]):  # known-too-old runtimes
+            print(f"benchbot: warning: {warning}", file=sys.stderr)
         writer = RunWriter.create(root, plan, request.argv)
         todo = plan.cells
     progress = make_progress(request.quiet)

@@ -275,6 +275,34 @@ def models_list() -> None:
             click.echo(f"{'':14} {family.info['description']}")
 
 
+@models.command("inspect")
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model instead of text.")
+@friendly
+def models_inspect(target: str, as_json: bool) -> None:
+    """Inputs, outputs, signatures, ops with versions, and which runtimes can load TARGET (file, folder, zoo name)."""
+    import json as json_module
+
+    from benchbot.models.inspect import describe, read_model, resolve, runtimes_to_check, verdict
+    from benchbot.profiles import available_profiles, parse_profile
+
+    profiles = []
+    for path in available_profiles().values():
+        try:
+            profiles.append(parse_profile(path))
+        except BenchbotError:
+            continue  # a broken profile is `devices list`'s business, not inspect's
+    checks = runtimes_to_check(profiles)
+    for path in resolve(target):
+        info = read_model(path)
+        if as_json:
+            info["runtimes"] = [{"who": who, "runtime": r, "version": v, "can_run": verdict(info, r, v)[0],
+                                 "why": verdict(info, r, v)[1]} for who, r, v in checks]
+            click.echo(json_module.dumps(info))
+        else:
+            click.echo("\n".join(describe(info, checks)))
+
+
 @contextlib.contextmanager
 def _converter_chatter_hidden() -> Any:
     """Hide TensorFlow's native and Python warnings on stderr (a failing variant's reason is reported anyway);
