@@ -723,7 +723,7 @@ def load_input_data(np, path, details, batch, option="--input-data"):
         data = np.load(path, allow_pickle=False)
         arrays = {k: data[k] for k in data.files}
     except Exception as exc:
-        raise CellError("input", "%s %s cannot be read as .npz: %s" % (option, os.path.basename(path), _first_line(exc)))
+        raise CellError("input", "%s cannot be read as .npz: %s" % (option, _first_line(exc)))
     arrays.pop("y", None)
     if len(details) == 1 and "x" in arrays:
         arrays = {details[0].get("key") or details[0]["name"]: arrays["x"]}
@@ -920,11 +920,13 @@ def run_cell(job):
 
         input_details = model.input_details()
         output_details = model.output_details()
-        ops = graph_ops(interpreter)
+        # _get_ops_details() lists the primary subgraph only: another signature's graph gets no figures
+        ops = graph_ops(interpreter) if model.subgraph == 0 else None
         ranges = input_plan(np, interpreter, ops, input_details, job)
         feeds = None
         if job.get("input_data"):
-            feeds = load_input_data(np, job["input_data"], input_details, batch)
+            label = "--input-data " + job["input_data_label"] if job.get("input_data_label") else "--input-data"
+            feeds = load_input_data(np, job["input_data"], input_details, batch, label)
         inputs = [describe(d) for d in input_details]
         for info, d, (lo, hi, why) in zip(inputs, input_details, ranges):
             info.update({"key": d.get("key"), "range": None if feeds else [lo, hi],

@@ -17,7 +17,7 @@ from benchbot.errors import BenchbotError
 from benchbot.models.catalog import sha256_file
 
 #: Job fields this module adds (the agent reads them; see agent.input_plan / load_input_data / ModelIO).
-JOB_FIELDS = ("input_ranges", "input_data", "input_shapes", "signature")
+JOB_FIELDS = ("input_ranges", "input_data", "input_shapes", "signature")  # plus input_data_label
 EVAL = "eval"
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 
@@ -142,4 +142,5 @@ def job_fields(settings: dict[str, Any] | None, model_path: str, push: Any) -> d
             fields.pop("input_data")  # the agent then says nothing was given; the host checked "eval" up front
         else:
             fields["input_data"] = push(local, sha256_file(local))
+            fields["input_data_label"] = local.name  # the device copy is named by its hash
     return fields

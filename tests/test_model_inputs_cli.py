@@ -79,7 +79,7 @@ def test_input_data_eval_and_file(env: dict[str, str], tmp_path: Path) -> None:
     assert done.returncode != 0
     failures = [ln for ln in done.stderr.splitlines() if "failed:" in ln]
     assert len(failures) == 2  # one sentence per cell
-    assert all(ln.endswith("--input-data has no array for input 'attention_mask' (inputs: "
+    assert all(ln.endswith("--input-data bad.npz has no array for input 'attention_mask' (inputs: "
                            "attention_mask, input_ids, token_type_ids)") for ln in failures), failures
 
 
