@@ -96,7 +96,7 @@ def execute(request: RunRequest, transport_factory: Callable[[Profile], Transpor
         model_inputs.check_eval_sources(inputs, [c.model_path for c in plan.cells])
         if inputs:
             plan.meta["inputs"] = inputs
-        for warning in run_warnings(devices, [c.model_path for c in plan.cells]):  # known-too-old runtimes
+        for warning in run_warnings(devices, [c.model_path for c in plan.cells], root):  # runtimes known too old
             print(f"benchbot: warning: {warning}", file=sys.stderr)
         writer = RunWriter.create(root, plan, request.argv)
         todo = plan.cells

@@ -278,13 +278,15 @@ def models_list() -> None:
 @models.command("inspect")
 @click.argument("target")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model instead of text.")
+@results_option
 @friendly
-def models_inspect(target: str, as_json: bool) -> None:
+def models_inspect(target: str, as_json: bool, results: str | None) -> None:
     """Inputs, outputs, signatures, ops with versions, and which runtimes can load TARGET (file, folder, zoo name)."""
     import json as json_module
 
     from benchbot.models.inspect import describe, read_model, resolve, runtimes_to_check, verdict
     from benchbot.profiles import available_profiles, parse_profile
+    from benchbot.store import results_root
 
     profiles = []
     for path in available_profiles().values():
@@ -292,7 +294,7 @@ def models_inspect(target: str, as_json: bool) -> None:
             profiles.append(parse_profile(path))
         except BenchbotError:
             continue  # a broken profile is `devices list`'s business, not inspect's
-    checks = runtimes_to_check(profiles)
+    checks = runtimes_to_check(profiles, results_root(results))
     for path in resolve(target):
         info = read_model(path)
         if as_json:

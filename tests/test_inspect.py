@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 from pathlib import Path
 
@@ -81,8 +80,7 @@ def test_inspect_a_zoo_family_lists_every_variant_with_quantization(cli_env: dic
 
 @pytest.mark.skipif(TFLITE214 is None, reason="no tflite-runtime 2.14 venv (make test creates it)")
 def test_run_warns_up_front_and_the_cell_fails_in_the_runtimes_words(
-        fc12: Path, cli_env: dict[str, str], profiles_dir: Path, tmp_path: Path) -> None:
-    shutil.copy(Path(__file__).parent.parent / "device_profiles" / "local.toml", profiles_dir / "local.toml")
+        fc12: Path, cli_env: dict[str, str], profiles_dir: Path) -> None:
     write_profile(profiles_dir, "pi-like", f'[device]\npython = "{TFLITE214}"\nruntime = "tflite_runtime"\n')
     done = run_cli(["run", "--quiet", "--devices", "pi-like", "--models", str(fc12), "--threads", "1", *QUICK],
                    cli_env)
@@ -93,3 +91,21 @@ def test_run_warns_up_front_and_the_cell_fails_in_the_runtimes_words(
     failure = next(i for i, ln in enumerate(lines) if "failed:" in ln)
     assert warning < failure  # said before anything ran
     assert "op FULLY_CONNECTED version 12 is not supported by tflite_runtime 2.14.0" in lines[failure]
+
+
+@pytest.mark.skipif(TFLITE214 is None, reason="no tflite-runtime 2.14 venv (make test creates it)")
+def test_a_device_known_from_its_last_run_is_warned_about(
+        fc12: Path, cli_env: dict[str, str], profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "old-board", f'[device]\npython = "{TFLITE214}"\n')  # runtime auto
+    first = run_cli(["run", "--quiet", "--devices", "old-board", "--models", str(ZOO_DIR / "shapes-cnn"),
+                     "--variants", "fp32", "--threads", "1", *QUICK], cli_env)
+    assert first.returncode == 0, first.stderr
+    assert "warning" not in first.stderr  # nothing known yet, and the model is fine anyway
+    inspect = run_cli(["models", "inspect", str(fc12)], cli_env)
+    assert ("device old-board: tflite_runtime 2.14.0 cannot run it: FULLY_CONNECTED version 12 needs 2.17.0"
+            in inspect.stdout)
+    second = run_cli(["run", "--quiet", "--devices", "old-board", "--models", str(fc12), "--threads", "1", *QUICK],
+                     cli_env)
+    assert second.returncode != 0
+    assert second.stderr.startswith("benchbot: warning: old-board: ")
+    assert "op FULLY_CONNECTED version 12 is not supported by tflite_runtime 2.14.0" in second.stderr

@@ -10,6 +10,7 @@ too old for a model (a profile with runtime = "tflite_runtime" has at most tflit
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -129,33 +130,67 @@ def installed_litert() -> str | None:
         return None
 
 
-def runtimes_to_check(profiles: list[Any] | None = None) -> list[tuple[str, str, str]]:
+def runtimes_to_check(profiles: list[Any] | None = None, root: Path | None = None) -> list[tuple[str, str, str]]:
     """(who, runtime, version): tflite-runtime 2.14.0 always, the installed ai-edge-litert, and every
-    profile whose runtime is pinned to tflite_runtime (whose last release is 2.14.0)."""
+    device profile whose runtime is known (see known_runtime)."""
     out = [("tflite-runtime (Raspberry Pi OS pip)", "tflite_runtime", TFLITE_RUNTIME_LAST)]
     litert = installed_litert()
     if litert:
         out.append(("this machine", "ai_edge_litert", litert))
-    for profile in profiles or []:
-        known = known_runtime(profile)
+    profiles = profiles or []
+    stored = stored_runtimes(root, profiles)
+    for profile in profiles:
+        known = known_runtime(profile, stored)
         if known:
             out.append((f"device {profile.name}", *known))
     return out
 
 
-def known_runtime(profile: Any) -> tuple[str, str] | None:
-    """The runtime a profile is known to have before anything runs: tflite_runtime means 2.14.0 at most."""
-    if getattr(profile, "runtime", None) == "tflite_runtime":
+def stored_runtimes(root: Path | None, profiles: list[Any], limit: int = 30) -> dict[str, tuple[str, str]]:
+    """The runtime and version each device reported in the newest stored run that reached it
+    (emulated twins and real boards are told apart, since they have different runtimes)."""
+    from benchbot.store import list_runs, read_jsonl
+
+    wanted = {p.name: bool(getattr(p, "emulated", False)) for p in profiles}
+    found: dict[str, tuple[str, str]] = {}
+    for folder in reversed(list_runs(root)[-limit:]):
+        try:
+            devices = json.loads((folder / "manifest.json").read_text()).get("devices", {})
+        except (OSError, ValueError):
+            continue
+        for event in reversed(read_jsonl(folder / "log.jsonl")):
+            name = event.get("device")
+            if event.get("event") != "device" or name not in wanted or name in found:
+                continue
+            if bool(devices.get(name, {}).get("emulated")) != wanted[name]:
+                continue
+            fp = event.get("fingerprint") or {}
+            if fp.get("runtime") and fp.get("runtime_version"):
+                found[name] = (fp["runtime"], fp["runtime_version"])
+        if len(found) == len(wanted):
+            break
+    return found
+
+
+def known_runtime(profile: Any, stored: dict[str, tuple[str, str]] | None = None) -> tuple[str, str] | None:
+    """The runtime a device is known to have before anything runs: what its last stored run reported,
+    else tflite-runtime 2.14.0 at most for a profile pinned to runtime = "tflite_runtime"."""
+    pinned = getattr(profile, "runtime", "auto")
+    last = (stored or {}).get(profile.name)
+    if last and pinned in ("auto", last[0]):
+        return last
+    if pinned == "tflite_runtime":
         return "tflite_runtime", TFLITE_RUNTIME_LAST
     return None
 
 
-def run_warnings(profiles: list[Any], model_paths: list[str]) -> list[str]:
+def run_warnings(profiles: list[Any], model_paths: list[str], root: Path | None = None) -> list[str]:
     """One sentence per device and model its known runtime cannot load (the cells still run)."""
     out = []
     cache: dict[str, dict[str, Any]] = {}
+    stored = stored_runtimes(root, profiles)
     for profile in profiles:
-        known = known_runtime(profile)
+        known = known_runtime(profile, stored)
         if known is None:
             continue
         for path in dict.fromkeys(model_paths):
