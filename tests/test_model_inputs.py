@@ -166,3 +166,12 @@ def test_named_signature_runs_through_the_signature_runner(python: str) -> None:
     missing = run_agent({"model_path": model, "signature": "triple"}, python)[-1]
     assert missing["kind"] == "option"
     assert missing["message"] == "the model has no signature 'triple' (signatures: double, shift)"
+
+
+@pytest.mark.parametrize("python", RUNTIMES, ids=lambda p: "litert" if p == sys.executable else "tflite214")
+def test_stateful_model_keeps_working(python: str) -> None:
+    """Resource variables (a streaming model's state) run through the plain interpreter path as before."""
+    events = run_agent({"model_path": str(DATA / "stateful.tflite")}, python)
+    start = start_of(events)
+    assert start["inputs"][0]["shape"] == [1, 4] and start["signatures"] == ["serving_default"]
+    assert events[-1]["event"] == "cell_end" and events[-1]["loop_runs"] >= 5

@@ -8,6 +8,8 @@ Run once with TensorFlow 2.14 (the outputs are committed):
   CUMSUM stays on the built-in kernels and cuts the graph into 2 partitions.
 * dynamic_len.tflite: float input x of shape [1, -1] (a dynamic length), summed to [1, 1].
 * two_signatures.tflite: signatures "double" (x * 2) and "shift" (x + offset), x of shape [1, 4].
+* stateful.tflite: a resource variable that accumulates its input (like a streaming keyword spotter's
+  state): VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE.
 """
 
 import tempfile
@@ -56,6 +58,19 @@ def main() -> None:
         tf.saved_model.save(module, tmp, signatures={"double": module.double, "shift": module.shift})
         conv = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["double", "shift"])
         (HERE / "two_signatures.tflite").write_bytes(conv.convert())
+    class Stateful(tf.Module):
+        def __init__(self) -> None:
+            self.state = tf.Variable(tf.zeros([1, 4]))
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x")])
+        def step(self, x: tf.Tensor) -> tf.Tensor:
+            self.state.assign(self.state * 0.5 + x)
+            return self.state.read_value()
+
+    stateful = Stateful()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([stateful.step.get_concrete_function()], stateful)
+    conv.experimental_enable_resource_variables = True
+    (HERE / "stateful.tflite").write_bytes(conv.convert())
     (HERE / "dynamic_len.tflite").write_bytes(convert(dynamic))
     (HERE / "full_delegate.tflite").write_bytes(convert(full))
     (HERE / "split_delegate.tflite").write_bytes(convert(split))
