@@ -37,7 +37,7 @@ def op_counts(undelegated: Any, top: int | None = None) -> str:
     items = sorted(undelegated.items(), key=lambda kv: (-kv[1], kv[0]))
     shown = items if top is None else items[:top]
     text = ", ".join(f"{name}×{count}" for name, count in shown)
-    return text + (f", +{len(items) - len(shown)} more op types" if len(items) > len(shown) else "")
+    return text + (f" and {len(items) - len(shown)} more op types" if len(items) > len(shown) else "")
 
 
 def compact(row: Any) -> str:

@@ -50,3 +50,19 @@ def test_partition_membership_follows_its_tensors() -> None:
     assert agent.delegation_facts(ops) == {
         "total_ops": 4, "delegated_ops": 3, "partitions": 2, "undelegated_ops": {"GATHER": 1}}
     assert agent.delegation_facts(None)["partitions"] is None
+
+
+def test_report_wording() -> None:
+    from benchbot import delegation
+
+    row = {"total_ops": 95, "delegated_ops": 56, "partitions": 14,
+           "undelegated_ops": {"GATHER": 6, "RESHAPE": 5, "REDUCE_PROD": 4, "ADD": 3, "CAST": 1}}
+    assert delegation.sentence("int8", row) == ("int8: 14 XNNPACK partitions (56 of 95 ops); GATHER×6, RESHAPE×5, "
+                                                "REDUCE_PROD×4 and 2 more op types on built-in kernels")
+    assert delegation.compact(row) == "56/95 in 14"
+    off = {"total_ops": 3, "delegated_ops": 0, "partitions": 0, "undelegated_ops": {"CUMSUM": 1}}
+    assert delegation.sentence("fp32", off) == "fp32: not delegated; all 3 ops on built-in kernels"
+    assert delegation.compact(off) == "0/3"
+    full = {"total_ops": 2, "delegated_ops": 2, "partitions": 1, "undelegated_ops": {}}
+    assert delegation.sentence("fp32", full) == "fp32: 1 XNNPACK partition (2 of 2 ops); every op delegated"
+    assert delegation.compact({"total_ops": float("nan")}) == "" and delegation.sentence("x", {}) == ""
