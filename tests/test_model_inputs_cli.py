@@ -136,3 +136,18 @@ def test_dynamic_shape_and_signature_options(env: dict[str, str], tmp_path: Path
                     "--signature", "shift", *QUICK], env3)
     assert done.returncode == 0, done.stderr
     assert starts(env3)["model"]["signature"] == "shift"
+
+
+def test_resume_keeps_the_runs_input_settings(env: dict[str, str]) -> None:
+    done = run_cli(["run", "--quiet", "--models", "tweet-bert3", "--variants", "fp32", "--threads", "1",
+                    "--input-range", "token_type_ids=0:100", *QUICK], env)
+    assert done.returncode != 0
+    run = benchbot.load_run(results=Path(env["BENCHBOT_RESULTS"]))
+    assert run.manifest["plan"]["inputs"] == {"input_ranges": {"token_type_ids": [0, 100]}}
+    again = run_cli(["run", "--quiet", "--resume", run.run_id], env)
+    assert again.returncode != 0 and "gather index out of bounds" in again.stderr
+    run = benchbot.load_run(results=Path(env["BENCHBOT_RESULTS"]))
+    (cell,) = run.cells
+    attempts = run.attempts[cell.key]
+    assert len(attempts) == 2
+    assert {i["key"]: i["range"] for i in attempts[-1].first("cell_start")["inputs"]}["token_type_ids"] == [0, 100]
