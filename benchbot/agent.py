@@ -829,6 +829,354 @@ def describe(detail):
     }
 
 
+# --------------------------------------------------------------------------- graph, inputs, delegation
+#
+# What the graph says about its inputs (ids for an embedding table, 0/1 for a mask), what the user
+# gave (--input-range, --input-data, --input-shape, --signature) and how the runtime placed the
+# graph (XNNPACK partitions). Everything here runs before or after the timed loop, never inside it.
+
+# Ops that carry an input's values through unchanged (or only re-typed/re-shaped): follow them.
+_PASS_THROUGH = {
+    "CAST", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "QUANTIZE", "DEQUANTIZE", "TRANSPOSE", "SLICE",
+    "STRIDED_SLICE", "BROADCAST_TO", "TILE", "IDENTITY",
+}
+# Ops a 0/1 mask is typically used by: multiplied, subtracted, added, compared, selected.
+_MASK_OPS = {
+    "MUL", "SUB", "ADD", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "EQUAL", "NOT_EQUAL",
+    "SELECT", "SELECT_V2", "LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT", "MAXIMUM", "MINIMUM",
+}
+
+
+def graph_ops(interpreter):
+    """The primary subgraph's nodes (original ops plus one DELEGATE per partition), or None."""
+    try:
+        ops = interpreter._get_ops_details()
+    except Exception:  # an old runtime without the call: ranges fall back to the defaults
+        return None
+    out = []
+    for op in ops:
+        out.append({
+            "index": int(op["index"]),
+            "op": str(op["op_name"]),
+            "inputs": [int(t) for t in op["inputs"]],
+            "outputs": [int(t) for t in op["outputs"]],
+        })
+    return out
+
+
+def delegation_facts(ops):
+    """Total ops, ops inside delegate partitions, partitions, and undelegated op types with counts.
+
+    A DELEGATE node lists the tensors its partition consumes and produces; the original nodes
+    it holds are those reached walking back from its outputs without crossing its inputs.
+    """
+    if ops is None:
+        return {"total_ops": None, "delegated_ops": None, "partitions": None, "undelegated_ops": None}
+    originals = [op for op in ops if op["op"] != "DELEGATE"]
+    delegates = [op for op in ops if op["op"] == "DELEGATE"]
+    producer = {}
+    for op in originals:
+        for t in op["outputs"]:
+            producer[t] = op
+    covered = set()
+    for node in delegates:
+        boundary = set(node["inputs"])
+        stack = list(node["outputs"])
+        seen = set()
+        while stack:
+            t = stack.pop()
+            if t < 0 or t in seen or t in boundary:
+                continue
+            seen.add(t)
+            op = producer.get(t)
+            if op is None or op["index"] in covered:
+                continue
+            covered.add(op["index"])
+            stack.extend(op["inputs"])
+    undelegated = {}
+    for op in originals:
+        if op["index"] not in covered:
+            undelegated[op["op"]] = undelegated.get(op["op"], 0) + 1
+    return {
+        "total_ops": len(originals),
+        "delegated_ops": len(covered),
+        "partitions": len(delegates),
+        "undelegated_ops": dict(sorted(undelegated.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
+
+
+def _default_range(np, dtype):
+    """benchmark_model's random ranges, high end exclusive."""
+    if dtype in (np.float32, np.float16, np.float64):
+        return (-0.5, 0.5), "benchmark_model's default for float inputs"
+    if dtype == np.int8:
+        return (-127, 128), "benchmark_model's default for int8"
+    if dtype == np.uint8:
+        return (0, 255), "benchmark_model's default for uint8"
+    if dtype == np.int16:
+        return (-32767, 32768), "benchmark_model's default for int16"
+    if dtype in (np.int32, np.int64):
+        return (0, 100), "benchmark_model's default for %s" % np.dtype(dtype).name
+    if dtype == np.bool_:
+        return (0, 2), "boolean"
+    return None, "no default for dtype %s" % dtype
+
+
+def graph_range(interpreter, ops, tensor):
+    """(lo, hi, why) the graph implies for an integer input tensor, or None when it says nothing."""
+    if not ops:
+        return None
+    consumers = {}
+    for op in ops:
+        if op["op"] == "DELEGATE":
+            continue
+        for pos, t in enumerate(op["inputs"]):
+            consumers.setdefault(t, []).append((op, pos))
+    tables, uses = [], set()
+    stack, seen = [tensor], set()
+    while stack:
+        t = stack.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        for op, pos in consumers.get(t, ()):
+            name = op["op"]
+            if (name == "GATHER" and pos == 1) or (name == "EMBEDDING_LOOKUP" and pos == 0):
+                table = op["inputs"][0 if name == "GATHER" else 1]
+                try:
+                    rows = int(interpreter._get_tensor_details(table, 0)["shape"][0])
+                except Exception:
+                    rows = None
+                if rows:
+                    tables.append((rows, name))
+                else:
+                    uses.add(name)
+            elif name in _PASS_THROUGH and pos == 0:
+                stack.extend(op["outputs"])
+            elif name in ("SHAPE", "RANK", "SIZE"):
+                continue  # reads only the shape, never the values
+            else:
+                uses.add(name)
+    if tables:
+        rows, name = min(tables)
+        return 0, rows, "indices of %s table with %d rows" % (name, rows)
+    if uses and uses <= _MASK_OPS:
+        return 0, 2, "mask: only used by %s" % ", ".join(sorted(uses))
+    return None
+
+
+def match_input(key, details):
+    """The input detail a user's name means: signature name, tensor name, or tensor name without
+    the converter's 'serving_default_' prefix and ':0' suffix."""
+    for d in details:
+        if key in (d.get("key"), d["name"], _short_name(d["name"])):
+            return d
+    return None
+
+
+def _short_name(name):
+    name = name.split(":", 1)[0]
+    return name[len("serving_default_"):] if name.startswith("serving_default_") else name
+
+
+def _input_names(details):
+    return ", ".join(d.get("key") or _short_name(d["name"]) for d in details)
+
+
+def _user_map(option, mapping, details):
+    """{input index: value} from a {name: value} job field; an unknown name is the user's error."""
+    out = {}
+    for key, value in (mapping or {}).items():
+        d = match_input(key, details)
+        if d is None:
+            raise CellError("input", "%s names '%s', which is not an input of this model (inputs: %s)"
+                            % (option, key, _input_names(details)))
+        out[d["index"]] = value
+    return out
+
+
+def input_plan(np, interpreter, ops, details, job):
+    """Per input: (lo, hi, why). User ranges win, then what the graph shows, then the defaults."""
+    user = _user_map("--input-range", job["input_ranges"], details)
+    plan = []
+    for d in details:
+        dtype = d["dtype"]
+        scale = (d.get("quantization") or (0.0, 0))[0]
+        if d["index"] in user:
+            lo, hi = user[d["index"]]
+            if dtype not in (np.float32, np.float16, np.float64):
+                lo, hi = int(lo), int(hi)
+            if not lo < hi:
+                raise CellError("input", "--input-range for %s must have LO < HI, got %s:%s" % (d["name"], lo, hi))
+            plan.append((lo, hi, "given by the user"))
+            continue
+        found = None
+        if dtype in (np.int32, np.int64, np.int16) or (dtype in (np.int8, np.uint8) and not scale):
+            found = graph_range(interpreter, ops, d["index"])
+        if found is None:
+            rng_range, why = _default_range(np, dtype)
+            if rng_range is None:
+                raise CellError("input", "input %s has dtype %s, which benchbot cannot fill" % (d["name"], dtype))
+            found = (rng_range[0], rng_range[1], why)
+        plan.append(found)
+    return plan
+
+
+def random_values(np, rng, detail, shape, lo, hi):
+    """Seeded uniform values in [lo, hi) of the input's dtype (the defaults match benchmark_model)."""
+    dtype = detail["dtype"]
+    if dtype in (np.float32, np.float16, np.float64):
+        return rng.uniform(lo, hi, size=shape).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    return rng.integers(int(lo), int(hi), size=shape, dtype=np.int64).astype(dtype)
+
+
+def load_input_data(np, path, details, batch, option="--input-data"):
+    """Feeds from an .npz of arrays named by input: [[value per input], ...] (one per sample set).
+
+    An array is one sample (the input's shape) or many ([N, ...] with the input's shape after the
+    first axis, taken `batch` rows at a time). An eval set (x, or x_NAME per input) works too.
+    """
+    try:
+        data = np.load(path, allow_pickle=False)
+        arrays = {k: data[k] for k in data.files}
+    except Exception as exc:
+        raise CellError("input", "%s cannot be read as .npz: %s" % (option, _first_line(exc)))
+    arrays.pop("y", None)
+    if len(details) == 1 and "x" in arrays:
+        arrays = {details[0].get("key") or details[0]["name"]: arrays["x"]}
+    given = {}
+    for key, value in arrays.items():
+        name = key[2:] if key.startswith("x_") and match_input(key, details) is None else key
+        d = match_input(name, details)
+        if d is None:
+            raise CellError("input", "%s has array '%s', which names no input of this model (inputs: %s)"
+                            % (option, key, _input_names(details)))
+        given[d["index"]] = value
+    missing = [d for d in details if d["index"] not in given]
+    if missing:
+        raise CellError("input", "%s has no array for input '%s' (inputs: %s)"
+                        % (option, missing[0].get("key") or _short_name(missing[0]["name"]), _input_names(details)))
+    per_input = []
+    for d in details:
+        arr, shape = given[d["index"]], tuple(int(s) for s in d["shape"])
+        label = d.get("key") or _short_name(d["name"])
+        if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and d["dtype"] not in (np.float32, np.float16, np.float64)
+                                             and not (d.get("quantization") or (0.0, 0))[0]):
+            raise CellError("input", "%s: '%s' holds %s but the model input is %s"
+                            % (option, label, arr.dtype, np.dtype(d["dtype"]).name))
+        if tuple(arr.shape) == shape:
+            samples = [arr]
+        elif arr.ndim == len(shape) and tuple(arr.shape[1:]) == shape[1:] and len(arr) >= batch:
+            samples = [arr[i:i + batch] for i in range(0, len(arr) - batch + 1, batch)]
+        else:
+            raise CellError("input", "%s: '%s' has shape %s but the model input is %s (one sample, or N samples along the first axis)"
+                            % (option, label, list(arr.shape), list(shape)))
+        per_input.append([quantize(np, s, d) for s in samples])
+    count = max(len(s) for s in per_input)
+    return [[s[k % len(s)] for s in per_input] for k in range(count)]
+
+
+class ModelIO:
+    """The interpreter, or one signature of it: inputs, outputs, resize, set, invoke and get.
+
+    The plain interpreter path is used unless a signature is named or the model has several
+    (then the first runs, through the signature's subgraph), so single-signature models run as before.
+    """
+
+    def __init__(self, np, interpreter, signature=None):
+        self.np = np
+        self.interpreter = interpreter
+        self.wrapper = None
+        self.subgraph = 0
+        try:
+            signatures = interpreter._get_full_signature_list() or {}
+        except Exception:
+            signatures = {}
+        self.signatures = list(signatures)
+        if signature and signature not in signatures:
+            raise CellError("option", "the model has no signature '%s' (signatures: %s)"
+                            % (signature, ", ".join(self.signatures) or "none"))
+        self.signature = signature or (self.signatures[0] if self.signatures else None)
+        keys = {}
+        if self.signature:
+            sig = signatures[self.signature]
+            keys = {int(v): k for k, v in sig["inputs"].items()}
+            if signature or len(self.signatures) > 1:
+                self.wrapper = interpreter._interpreter
+                self.subgraph = int(self.wrapper.GetSubgraphIndexFromSignature(self.signature))
+                self._inputs = [int(v) for v in sig["inputs"].values()]
+                self._outputs = [int(v) for v in sig["outputs"].values()]
+        self.keys = keys
+
+    def _details(self, indices):
+        return [self.interpreter._get_tensor_details(i, self.subgraph) for i in indices]
+
+    def input_details(self):
+        details = self._details(self._inputs) if self.wrapper else self.interpreter.get_input_details()
+        for d in details:
+            if d["index"] in self.keys:
+                d["key"] = self.keys[d["index"]]
+        return details
+
+    def output_details(self):
+        return self._details(self._outputs) if self.wrapper else self.interpreter.get_output_details()
+
+    def resize(self, index, shape):
+        if self.wrapper:
+            self.wrapper.ResizeInputTensor(index, self.np.array(shape, dtype=self.np.int32), True, self.subgraph)
+        else:
+            self.interpreter.resize_tensor_input(index, shape, strict=True)
+
+    def allocate(self):
+        if self.wrapper:
+            self.wrapper.AllocateTensors(self.subgraph)
+        else:
+            self.interpreter.allocate_tensors()
+
+    def set(self, index, value):
+        if self.wrapper:
+            self.wrapper.SetTensor(index, value, self.subgraph)
+        else:
+            self.interpreter.set_tensor(index, value)
+
+    def get(self, index):
+        if self.wrapper:
+            return self.wrapper.GetTensor(index, self.subgraph)
+        return self.interpreter.get_tensor(index)
+
+    def invoker(self):
+        if self.wrapper:
+            wrapper, subgraph = self.wrapper, self.subgraph
+            return lambda: wrapper.Invoke(subgraph)
+        return self.interpreter.invoke
+
+
+def plan_shapes(details, batch, job):
+    """{input index: shape} to resize to: the batch, and --input-shape for dynamic dimensions."""
+    user = _user_map("--input-shape", job["input_shapes"], details)
+    shapes = {}
+    for d in details:
+        signature = [int(s) for s in d.get("shape_signature", d["shape"])]
+        if d["index"] in user:
+            shape = [int(s) for s in user[d["index"]]]
+            if len(shape) != len(signature) or any(s >= 0 and s != g for s, g in zip(signature, shape)):
+                raise CellError("input", "--input-shape %s=%s does not fit the model's shape %s"
+                                % (d.get("key") or _short_name(d["name"]), "x".join(map(str, shape)), signature))
+            if batch != 1:
+                shape[0] = batch
+            shapes[d["index"]] = shape
+        elif any(s < 0 for s in signature[1:]):
+            name = d.get("key") or _short_name(d["name"])
+            example = "x".join(str(s if s >= 0 else (batch if i == 0 else 128)) for i, s in enumerate(signature))
+            raise CellError("input", "input %s has a dynamic shape %s; give one with --input-shape %s=%s"
+                            % (name, signature, name, example))
+        elif batch != 1:
+            shapes[d["index"]] = [batch] + [int(s) for s in d["shape"][1:]]
+    return shapes
+
+
 # --------------------------------------------------------------------------- the cell
 
 
@@ -844,6 +1192,7 @@ JOB_FIELDS = (
     "cell_id", "repetition", "model_path", "eval_path", "threads", "xnnpack", "batch", "runtime",
     "warmup_runs", "warmup_seconds", "min_runs", "min_seconds", "max_seconds", "seed",
     "telemetry_interval_s", "eval_max_seconds", "deadline_s", "chunk", "flush_seconds", "protocol",
+    "input_ranges", "input_shapes", "input_data", "input_data_label", "signature",
 )
 
 
@@ -901,21 +1250,31 @@ def run_cell(job):
         t0 = time.perf_counter_ns()
         try:
             interpreter = Interpreter(**kwargs)
-            input_details = interpreter.get_input_details()
-            if batch != 1:
-                for detail in input_details:
-                    shape = list(detail["shape"])
-                    shape[0] = batch
-                    interpreter.resize_tensor_input(detail["index"], shape, strict=True)
-            interpreter.allocate_tensors()
+            model = ModelIO(np, interpreter, job["signature"])
+            for index, shape in plan_shapes(model.input_details(), batch, job).items():
+                model.resize(index, shape)
+            model.allocate()
+        except CellError:
+            raise
         except Exception as exc:
             if batch != 1 and "resize" in str(exc).lower():
                 raise CellError("option", "the model does not allow batch size %d: %s" % (batch, _first_line(exc)))
             raise CellError("load", explain_load_error(exc, runtime, runtime_version))
         init_ns = time.perf_counter_ns() - t0
 
-        input_details = interpreter.get_input_details()
-        output_details = interpreter.get_output_details()
+        input_details = model.input_details()
+        output_details = model.output_details()
+        # _get_ops_details() lists the primary subgraph only: another signature's graph gets no figures
+        ops = graph_ops(interpreter) if model.subgraph == 0 else None
+        ranges = input_plan(np, interpreter, ops, input_details, job)
+        feeds = None
+        if job["input_data"]:
+            label = "--input-data " + job["input_data_label"] if job["input_data_label"] else "--input-data"
+            feeds = load_input_data(np, job["input_data"], input_details, batch, label)
+        inputs = [describe(d) for d in input_details]
+        for info, d, (lo, hi, why) in zip(inputs, input_details, ranges):
+            info.update({"key": d.get("key"), "range": None if feeds else [lo, hi],
+                         "why": "from the input data file" if feeds else why})
         emit(
             "cell_start",
             cell_id=cell_id,
@@ -926,16 +1285,30 @@ def run_cell(job):
             xnnpack=bool(job["xnnpack"]),
             batch=batch,
             model_size=os.path.getsize(model_path),
-            inputs=[describe(d) for d in input_details],
+            inputs=inputs,
             outputs=[describe(d) for d in output_details],
+            signature=model.signature,
+            signatures=model.signatures,
+            input_samples=len(feeds) if feeds else None,
             pid=os.getpid(),
+            **delegation_facts(ops)
         )
 
-        rng = np.random.default_rng(int(job["seed"]))
-        feeds = [(d["index"], random_input(np, rng, d, tuple(d["shape"]))) for d in input_details]
-        for index, value in feeds:
-            interpreter.set_tensor(index, value)
-        invoke = interpreter.invoke
+        if feeds is None:
+            rng = np.random.default_rng(int(job["seed"]))
+            feeds = [[random_values(np, rng, d, tuple(d["shape"]), lo, hi)
+                      for d, (lo, hi, _) in zip(input_details, ranges)]]
+        indices = [d["index"] for d in input_details]
+
+        def prepare(run):
+            """Set the next sample set (outside the timed interval; only when there are several)."""
+            for index, value in zip(indices, feeds[run % len(feeds)]):
+                model.set(index, value)
+
+        prepare(0)
+        if len(feeds) == 1:
+            prepare = None
+        invoke = model.invoker()
         clock = time.perf_counter_ns
 
         sampler.phase = "first"
@@ -945,10 +1318,11 @@ def run_cell(job):
         emit("init", init_ns=init_ns, first_ns=first_ns)
 
         sampler.phase = "warmup"
-        warm = timed_loop(invoke, clock, warmup_runs, warmup_s, max(warmup_s, 0.0) + max_s, chunk, flush_s, "warmup")
+        warm = timed_loop(invoke, clock, warmup_runs, warmup_s, max(warmup_s, 0.0) + max_s, chunk, flush_s, "warmup",
+                          prepare)
         states_before, online_before = read_time_in_state(), cores_online()  # outside the timed loop
         sampler.phase = "loop"
-        loop = timed_loop(invoke, clock, min_runs, min_s, max_s, chunk, flush_s, "loop")
+        loop = timed_loop(invoke, clock, min_runs, min_s, max_s, chunk, flush_s, "loop", prepare)
         sampler.phase = "done"
         states_after, online_after = read_time_in_state(), cores_online()
     finally:
@@ -983,17 +1357,17 @@ def run_cell(job):
     }
     if job["eval_path"]:
         try:
-            run_accuracy(np, interpreter, job["eval_path"], input_details, output_details, batch, job)
+            run_accuracy(np, model, job["eval_path"], input_details, output_details, batch, job)
         except CellError as exc:
             emit("error", cell_id=cell_id, kind=exc.kind, message=str(exc), fatal=False)
     emit("cell_end", **end)
 
 
-def timed_loop(invoke, clock, min_runs, min_s, max_s, chunk, flush_s, phase):
+def timed_loop(invoke, clock, min_runs, min_s, max_s, chunk, flush_s, phase, prepare=None):
     """Invoke until both min_runs and min_seconds are met, stopping at max_seconds.
 
     Only invoke() sits between the two clock reads. Samples are flushed in chunks
-    between invocations, outside any timed interval.
+    between invocations, and the next input set (prepare) is set, outside any timed interval.
     """
     starts, durations = [], []
     runs = 0
@@ -1008,6 +1382,8 @@ def timed_loop(invoke, clock, min_runs, min_s, max_s, chunk, flush_s, phase):
         if elapsed > max_ns:
             hit_max = True
             break
+        if prepare is not None:
+            prepare(runs + 1)
         t0 = clock()
         invoke()
         t1 = clock()
@@ -1024,51 +1400,60 @@ def timed_loop(invoke, clock, min_runs, min_s, max_s, chunk, flush_s, phase):
     return {"runs": runs, "wall_ns": wall, "start_ns": begin, "hit_max": hit_max}
 
 
-def run_accuracy(np, interpreter, eval_path, input_details, output_details, batch, job):
-    """Run the eval set through the model once, after timing; record predictions and labels."""
+def run_accuracy(np, model, eval_path, input_details, output_details, batch, job):
+    """Run the eval set through the model once, after timing; record predictions and labels.
+
+    Single-input models read the array `x`; multi-input models read one array per input named
+    `x_NAME` (NAME: the signature's input name, or the tensor name, see match_input).
+    """
     try:
         data = np.load(eval_path)
-        xs, labels = data["x"], data["y"]
+        arrays, labels = {k: data[k] for k in data.files if k != "y"}, data["y"]
     except Exception as exc:
         raise CellError("eval", "eval set %s cannot be read: %s" % (eval_path, _first_line(exc)))
-    if len(input_details) != 1:
-        raise CellError("eval", "eval sets are supported for single-input models only")
-    detail, out = input_details[0], output_details[0]
-    expected = tuple(int(d) for d in detail["shape"][1:])
-    if tuple(xs.shape[1:]) != expected:
-        raise CellError(
-            "eval",
-            "eval set inputs have shape %s per sample but the model expects %s"
-            % (list(xs.shape[1:]), list(expected)),
-        )
-    if xs.dtype.kind in "iu" and detail["dtype"] not in (np.int32, np.int64, np.int8, np.uint8, np.int16):
-        raise CellError("eval", "eval set holds integers but the model input is %s" % detail["dtype"].__name__)
-    if xs.dtype.kind == "f" and detail["dtype"] in (np.int32, np.int64):
-        raise CellError("eval", "eval set holds floats but the model input is %s (token ids?)" % detail["dtype"].__name__)
+    pairs = eval_inputs(arrays, input_details)
+    out = output_details[0]
+    count = len(pairs[0][1])
+    for detail, xs in pairs:
+        expected = tuple(int(d) for d in detail["shape"][1:])
+        if tuple(xs.shape[1:]) != expected:
+            raise CellError(
+                "eval",
+                "eval set inputs have shape %s per sample but the model expects %s"
+                % (list(xs.shape[1:]), list(expected)),
+            )
+        if len(xs) != count:
+            raise CellError("eval", "eval set arrays hold different numbers of samples (%d and %d)" % (len(xs), count))
+        if xs.dtype.kind in "iu" and detail["dtype"] not in (np.int32, np.int64, np.int8, np.uint8, np.int16):
+            raise CellError("eval", "eval set holds integers but the model input is %s" % detail["dtype"].__name__)
+        if xs.dtype.kind == "f" and detail["dtype"] in (np.int32, np.int64):
+            raise CellError("eval", "eval set holds floats but the model input is %s (token ids?)" % detail["dtype"].__name__)
     try:
         labels = [int(v) for v in np.asarray(labels).reshape(-1)]
     except (TypeError, ValueError):
         raise CellError("eval", "eval labels must be class indices (integers), found %s" % np.asarray(labels).dtype)
     classes = int(np.prod(output_details[0]["shape"][1:]))
-    if len(labels) != len(xs):
-        raise CellError("eval", "eval set has %d inputs but %d labels" % (len(xs), len(labels)))
+    if len(labels) != count:
+        raise CellError("eval", "eval set has %d inputs but %d labels" % (count, len(labels)))
     bad = [v for v in labels if v < 0 or v >= classes]
     if bad:
         raise CellError("eval", "eval labels must be in 0..%d for this model, found %d" % (classes - 1, bad[0]))
     predictions = []
+    invoke = model.invoker()
     t0 = time.perf_counter_ns()
     budget_ns = int(float(job["eval_max_seconds"]) * 1e9)
-    for start in range(0, len(xs), batch):
+    for start in range(0, count, batch):
         if time.perf_counter_ns() - t0 > budget_ns:  # slow (emulated) devices evaluate a prefix
             break
-        part = xs[start:start + batch]
-        if len(part) < batch:  # pad the last batch with copies; extra rows are ignored
-            part = np.concatenate([part, np.repeat(part[-1:], batch - len(part), axis=0)])
-        interpreter.set_tensor(detail["index"], quantize(np, part, detail))
-        interpreter.invoke()
-        scores = dequantize(np, interpreter.get_tensor(out["index"]), out)
+        for detail, xs in pairs:
+            part = xs[start:start + batch]
+            if len(part) < batch:  # pad the last batch with copies; extra rows are ignored
+                part = np.concatenate([part, np.repeat(part[-1:], batch - len(part), axis=0)])
+            model.set(detail["index"], quantize(np, part, detail))
+        invoke()
+        scores = dequantize(np, model.get(out["index"]), out)
         scores = scores.reshape(batch, -1)
-        take = min(batch, len(xs) - start)
+        take = min(batch, count - start)
         predictions.extend(int(p) for p in np.argmax(scores[:take], axis=1))
     elapsed = time.perf_counter_ns() - t0
     labels = labels[: len(predictions)]
@@ -1080,9 +1465,24 @@ def run_accuracy(np, interpreter, eval_path, input_details, output_details, batc
         accuracy=correct / len(labels) if labels else None,
         predictions=predictions,
         labels=labels,
-        truncated=len(predictions) < len(xs),
+        truncated=len(predictions) < count,
         eval_ns=elapsed,
     )
+
+
+def eval_inputs(arrays, input_details):
+    """[(input detail, samples)]: `x` for a single-input model, `x_NAME` per input otherwise."""
+    if len(input_details) == 1 and "x" in arrays:
+        return [(input_details[0], arrays["x"])]
+    pairs = []
+    for detail in input_details:
+        names = [n for n in (detail.get("key"), detail["name"], _short_name(detail["name"])) if n]
+        found = [arrays["x_" + n] for n in names if "x_" + n in arrays]
+        if not found:
+            raise CellError("eval", "eval set has no array x_%s for input %s (arrays: %s)"
+                            % (names[0], names[0], ", ".join(sorted(arrays)) or "none"))
+        pairs.append((detail, found[0]))
+    return pairs
 
 
 # --------------------------------------------------------------------------- main

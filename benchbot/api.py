@@ -12,9 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchbot import model_inputs
 from benchbot.errors import BenchbotError
 from benchbot.locks import run_lock
 from benchbot.models.catalog import resolve_models
+from benchbot.models.inspect import run_warnings
 from benchbot.plan import Plan, Settings, build_plan, settings_from_json, validate_axes
 from benchbot.profiles import Profile, load_profile
 from benchbot.progress import make_progress
@@ -46,6 +48,11 @@ class RunRequest:
     results: str | None = None
     quiet: bool = False
     argv: list[str] = field(default_factory=list)
+    # the user's own model inputs (benchbot.model_inputs): --input-range, --input-data, --input-shape, --signature
+    input_ranges: str | None = None
+    input_data: str | None = None
+    input_shapes: str | None = None
+    signature: str | None = None
 
 
 def load_devices(names: list[str], rehearse: bool = False) -> list[Profile]:
@@ -94,6 +101,13 @@ def _execute(request: RunRequest, transport_factory: Callable[[Profile], Transpo
         families = resolve_models(request.models, request.variants)
         plan = build_plan(devices, families, settings, threads=request.threads, xnnpack=request.xnnpack,
                           batches=request.batches, interleave=request.interleave)
+        inputs = model_inputs.from_options(request.input_ranges, request.input_data, request.input_shapes,
+                                           request.signature)
+        model_inputs.check_eval_sources(inputs, [c.model_path for c in plan.cells])
+        if inputs:
+            plan.meta["inputs"] = inputs
+        for warning in run_warnings(devices, [c.model_path for c in plan.cells], root):  # runtimes known too old
+            print(f"benchbot: warning: {warning}", file=sys.stderr)
         writer = RunWriter.create(root, plan, request.argv)
         held.enter_context(run_lock(writer.folder))
         todo = plan.units
@@ -125,6 +139,8 @@ def _resume(request: RunRequest, root: Path) -> tuple[Plan, RunWriter, list]:
             raise BenchbotError(f"cannot resume: model file {unit.cell.model_path} of cell {unit.cell.key} is gone")
     writer.log("resume", units=[[u.cell.key, u.repetition] for u in todo])
     meta = {"interleave": run.manifest["plan"].get("interleave", True)}
+    if run.manifest["plan"].get("inputs"):
+        meta["inputs"] = run.manifest["plan"]["inputs"]
     return Plan(devices=devices, cells=run.cells, settings=settings, meta=meta), writer, todo
 
 

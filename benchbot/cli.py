@@ -93,6 +93,15 @@ def main() -> None:
 @click.option("--local", "rehearse", is_flag=True,
               help="Fleet rehearsal: replace each device by its QEMU twin (profile [emulate] table).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--input-range", "input_ranges", default=None, metavar="NAME=LO:HI[,...]",
+              help="Random values of these inputs in [LO, HI) (HI exclusive) [default: what the graph shows, "
+                   "else benchmark_model's ranges].")
+@click.option("--input-data", "input_data", default=None, metavar="FILE.npz|eval",
+              help="Inputs from an .npz of arrays named by input (one sample, or N cycled outside the timing); "
+                   "'eval': each family's eval set.")
+@click.option("--input-shape", "input_shapes", default=None, metavar="NAME=1x128[,...]",
+              help="Shape of inputs with a dynamic (-1) dimension.")
+@click.option("--signature", default=None, help="Run this signature of the model [default: the first].")
 @results_option
 @friendly
 def run(**opts: Any) -> None:
@@ -114,6 +123,8 @@ def run(**opts: Any) -> None:
         accuracy=not opts["no_accuracy"],
         interleave=opts["order"] == "interleaved", resume=opts["resume"], rehearse=opts["rehearse"],
         results=opts["results"], quiet=opts["quiet"], argv=sys.argv[1:],
+        input_ranges=opts["input_ranges"], input_data=opts["input_data"], input_shapes=opts["input_shapes"],
+        signature=opts["signature"],
     )
     try:
         with sigterm_as_ctrl_c():  # `kill`, `timeout` and service managers stop a run as Ctrl-C does
@@ -289,6 +300,36 @@ def models_list() -> None:
         click.echo(f"{name:14} {variants}")
         if family.info.get("description"):
             click.echo(f"{'':14} {family.info['description']}")
+
+
+@models.command("inspect")
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model instead of text.")
+@results_option
+@friendly
+def models_inspect(target: str, as_json: bool, results: str | None) -> None:
+    """Inputs, outputs, signatures, ops with versions, and which runtimes can load TARGET (file, folder, zoo name)."""
+    import json as json_module
+
+    from benchbot.models.inspect import describe, read_model, resolve, runtimes_to_check, verdict
+    from benchbot.profiles import available_profiles, parse_profile
+    from benchbot.store import results_root
+
+    profiles = []
+    for path in available_profiles().values():
+        try:
+            profiles.append(parse_profile(path))
+        except BenchbotError:
+            continue  # a broken profile is `devices list`'s business, not inspect's
+    checks = runtimes_to_check(profiles, results_root(results))
+    for path in resolve(target):
+        info = read_model(path)
+        if as_json:
+            info["runtimes"] = [{"who": who, "runtime": r, "version": v, "can_run": verdict(info, r, v)[0],
+                                 "why": verdict(info, r, v)[1]} for who, r, v in checks]
+            click.echo(json_module.dumps(info))
+        else:
+            click.echo("\n".join(describe(info, checks)))
 
 
 @contextlib.contextmanager

@@ -46,6 +46,12 @@ class Job:
     chunk: int = 1000          # samples per `samples` event at most
     flush_seconds: float = 1.0  # and at least one event per this many seconds of loop
     protocol: int = PROTOCOL
+    # the user's inputs (benchbot.model_inputs): ranges and shapes by input name, a data file on the device
+    input_ranges: dict[str, list[int]] | None = None
+    input_shapes: dict[str, list[int]] | None = None
+    input_data: str | None = None
+    input_data_label: str | None = None  # the file's own name, for messages (the device copy is named by hash)
+    signature: str | None = None
 
     def to_wire(self) -> bytes:
         return json.dumps(asdict(self)).encode()

@@ -15,14 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchbot import agent as agent_module
-from benchbot import locks, protocol
+from benchbot import locks, model_inputs, protocol
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import sha256_file
 from benchbot.plan import Cell, Plan, Unit
@@ -392,6 +392,8 @@ class Runner:
         writer = self.writer.cell_writer(unit)
         stream = _CellStream(writer, self.progress, profile.name, cell_loop_ns)
         job = self._job(profile, unit, model, eval_remote, deadline)
+        # model inputs (issue 11): the user's ranges/data/shapes/signature over the family's
+        job = replace(job, **model_inputs.job_fields(self.plan.meta.get("inputs"), cell.model_path, transport.push))
         self.progress.update(profile.name, state="running", phase="init")
         begin = time.monotonic()
         try:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from benchbot import power, stats
+from benchbot import delegation, power, stats
 
 if TYPE_CHECKING:
     from benchbot.store import CellAttempt, Run
@@ -150,6 +150,7 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
         model_size=start.get("model_size") or cell.model_size,
         model_sha256=cell.model_sha256,
     )
+    row.update(delegation.from_cell_start(start))  # why a variant is fast or slow: XNNPACK partitions
 
     telemetry = _telemetry_rows(attempt)
     loop_t = [t for t in telemetry if t["phase"] == "loop"] or [t for t in telemetry if t["phase"] in ("warmup",)]
@@ -242,7 +243,7 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
     for key in _MEDIAN_OVER_REPS:
         values = [r[key] for r in measured if r.get(key) is not None]
         row[key] = float(np.median(values)) if values else None
-    for key in ("runtime", "runtime_version", "arch", "model_size", "model_sha256"):
+    for key in ("runtime", "runtime_version", "arch", "model_size", "model_sha256", *delegation.COLUMNS):
         row[key] = next((r[key] for r in measured if r.get(key) is not None), first.get(key))
     runs = sum(int(r.get("count") or 0) for r in measured)
     loop_s = sum(float(r.get("loop_s") or 0.0) for r in measured)

@@ -1,10 +1,12 @@
 """Build the small demo zoo in ``benchbot/models/zoo/`` (run once; the outputs are committed).
 
-Three families let benchbot show the paper's comparison without downloading anything:
+Four families let benchbot show the paper's comparison without downloading anything:
 
 * ``tweet-large``: a small BERT-like teacher for tweet reputation polarity (negative/neutral/positive),
 * ``tweet-mobile``: a narrow, bottlenecked MobileBERT-style student for the same task,
-* ``shapes-cnn``: a tiny image CNN, so the zoo also has a float-input model (int8 I/O).
+* ``shapes-cnn``: a tiny image CNN, so the zoo also has a float-input model (int8 I/O),
+* ``tweet-bert3``: a tiny BERT-style model with the three inputs of a BERT export
+  (input_ids, attention_mask, token_type_ids with a 2-row embedding).
 
 Data is generated (seed 2023), not downloaded, so anybody can rebuild it. Each family gets the
 variants fp32, fp16, dynamic and int8 (with int8 I/O where the input is float).
@@ -24,6 +26,7 @@ another machine gives slightly different weights and accuracies.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -278,6 +281,34 @@ def build_mobile(tf: Any) -> Any:
     return tf.keras.Model(ids, out, name="tweet_mobile")
 
 
+def build_bert3(tf: Any) -> Any:
+    """BERT-style with the three inputs of every Hugging Face BERT export, kept tiny for the demo.
+
+    input_ids (word embedding, 1000 rows), token_type_ids (token type embedding, 2 rows) and
+    attention_mask (1 = token, 0 = padding). The mask zeroes padded positions before and after
+    the encoder (a MUL, as a padding mask is used), not as a -1e9 attention bias: that would wreck
+    full-int8 ranges (see build_teacher). One post-LN encoder layer, d_model 32, 2 heads, ff 64.
+    """
+    L = _layers(tf)
+    d = 32
+    ids = tf.keras.Input(shape=(SEQ_LEN,), dtype=tf.int32, name="input_ids")
+    mask = tf.keras.Input(shape=(SEQ_LEN,), dtype=tf.int32, name="attention_mask")
+    types = tf.keras.Input(shape=(SEQ_LEN,), dtype=tf.int32, name="token_type_ids")
+    m = L.Reshape((SEQ_LEN, 1), name="mask_3d")(tf.cast(mask, tf.float32))
+    x = L.Add(name="embed_sum")([L.Embedding(VOCAB_SIZE, d, name="embed")(ids),
+                                 L.Embedding(2, d, name="token_type_embed")(types)])
+    x = L.Conv1D(d, 3, padding="same", name="embed_trigram")(x)
+    x = position_embedding_layer(tf)(name="position")(x)
+    x = L.Multiply(name="mask_embed")([L.LayerNormalization(epsilon=1e-6, name="embed_norm")(x), m])
+    a = L.MultiHeadAttention(2, d // 2, name="l0_attn")(x, x)
+    x = L.LayerNormalization(epsilon=1e-6, name="l0_norm1")(L.Add()([x, a]))
+    f = L.Dense(d, name="l0_ff2")(L.Dense(2 * d, activation="relu", name="l0_ff1")(x))
+    x = L.LayerNormalization(epsilon=1e-6, name="l0_norm2")(L.Add()([x, f]))
+    x = L.GlobalAveragePooling1D(name="pool")(L.Multiply(name="mask_pool")([x, m]))
+    out = L.Dense(3, activation="softmax", name="classifier")(x)
+    return tf.keras.Model([ids, mask, types], out, name="tweet_bert3")
+
+
 def build_cnn(tf: Any) -> Any:
     L = _layers(tf)
     img = tf.keras.Input(shape=(32, 32, 3), dtype=tf.float32, name="image")
@@ -397,6 +428,103 @@ def build_family(
     return family
 
 
+BERT3_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def bert3_inputs(x: np.ndarray) -> dict[str, np.ndarray]:
+    """The three BERT inputs for token ids: the mask marks tokens, the second half of the tweet is type 1."""
+    mask = (x != 0).astype(np.int32)
+    lengths = mask.sum(axis=1, keepdims=True)
+    types = ((np.arange(x.shape[1])[None, :] >= (lengths + 1) // 2) & (mask == 1)).astype(np.int32)
+    return {"input_ids": x.astype(np.int32), "attention_mask": mask, "token_type_ids": types}
+
+
+def _multi_batch_ok(tf: Any, path: Path, xs: dict[str, np.ndarray]) -> bool:
+    """Every input resized to batch 4 gives the same outputs as four batch-1 runs."""
+    try:
+        interp = tf.lite.Interpreter(model_path=str(path))
+        runner = interp.get_signature_runner()
+        singles = [runner(**{k: v[i : i + 1] for k, v in xs.items()}) for i in range(4)]
+        four = runner(**{k: v[:4] for k, v in xs.items()})
+        key = next(iter(four))
+        want = np.concatenate([s[key] for s in singles]).astype(np.float32)
+        return bool(np.allclose(four[key].astype(np.float32), want, atol=2.0))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not resizable"
+        print(f"  {path}: resize failed: {exc}")
+        return False
+
+
+def build_multi_family(
+    tf: Any, name: str, model: Any, data: dict, out_root: Path, extra: dict, epochs: int, lr: float
+) -> dict:
+    """build_family for a model with several inputs: convert_family calibrates single-input models only.
+
+    The eval set stores one array per input, named x_<input name> (what the agent reads).
+    """
+    from benchbot.models.convert import _describe
+
+    print(f"== {name}")
+    val, ev = train(tf, model, data, epochs, lr)
+    folder = out_root / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    calib = {k: v[:N_CALIB] for k, v in data["x_train"].items()}
+
+    def representative() -> Any:
+        for i in range(N_CALIB):
+            yield {k: v[i : i + 1] for k, v in calib.items()}
+
+    variants: dict[str, dict] = {}
+    for variant in ZOO_VARIANTS:
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        settings: dict[str, Any] = {}
+        if variant != "fp32":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            settings["optimizations"] = ["DEFAULT"]
+        if variant == "fp16":
+            conv.target_spec.supported_types = [tf.float16]
+            settings["supported_types"] = ["float16"]
+        if variant == "int8":
+            conv.representative_dataset = representative
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_output_type = tf.int8
+            settings.update(representative_samples=N_CALIB, supported_ops=["TFLITE_BUILTINS_INT8"],
+                            inference_output_type="int8")
+        content = bytes(conv.convert())
+        (folder / f"{variant}.tflite").write_bytes(content)
+        variants[variant] = {
+            "file": f"{variant}.tflite",
+            "size": len(content),
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "settings": settings,
+            **_describe(tf, content),
+        }
+    np.savez_compressed(folder / "eval.npz", y=data["y_eval"].astype(np.int64),
+                        **{f"x_{k}": v for k, v in data["x_eval"].items()})
+    family = {
+        "format": "benchbot-family",
+        "version": 1,
+        "name": name,
+        "baseline": "fp32",
+        "task": "classification",
+        "source": f"keras-model:{model.name}",
+        "converter": {"tensorflow": tf.__version__},
+        "eval": "eval.npz",
+        "variants": variants,
+        "failed": {},
+        **extra,
+        "keras_val_accuracy": round(val, 4),
+        "keras_eval_accuracy": round(ev, 4),
+        "params": int(model.count_params()),
+    }
+    family["resizable_batch"] = all(_multi_batch_ok(tf, folder / f"{v}.tflite", data["x_eval"]) for v in ZOO_VARIANTS)
+    (folder / "family.json").write_text(json.dumps(family, indent=2) + "\n")
+    sizes = ", ".join(f"{v} {e['size'] / 1024:.0f} KiB" for v, e in variants.items())
+    print(f"  wrote {folder}: {sizes}; resizable batch: {family['resizable_batch']}")
+    return family
+
+
 def _split(x: np.ndarray, y: np.ndarray, n_val: int) -> dict:
     """Last N_EVAL samples are the held-out eval set, the n_val before them Keras validation."""
     n_train = len(x) - n_val - N_EVAL
@@ -437,7 +565,17 @@ SHAPES_NOTE = (
     "float32 RGB image [batch, 32, 32, 3] in [0, 1]. The int8 variant takes int8 input and gives "
     "int8 output: quantize with the input tensor's scale/zero_point, dequantize the output."
 )
-FAMILIES = ("tweet-large", "tweet-mobile", "shapes-cnn")
+BERT3_DESC = (
+    "BERT-style with the three inputs of a Hugging Face BERT export: input_ids, attention_mask (1 = token, "
+    "0 = padding; it zeroes padded positions) and token_type_ids (a 2-row token type embedding; the second "
+    "half of each tweet is type 1). Trigram conv on the embeddings, learned positions, 1 post-LN encoder "
+    "layer (d_model 32, 2 heads, ff 64), masked mean pooling."
+)
+BERT3_NOTE = (
+    f"three int32 inputs [batch, {SEQ_LEN}]: input_ids (ids < {VOCAB_SIZE}, vocab.txt), attention_mask "
+    "(0/1) and token_type_ids (0/1). eval.npz holds x_input_ids, x_attention_mask, x_token_type_ids and y."
+)
+FAMILIES = ("tweet-large", "tweet-mobile", "shapes-cnn", "tweet-bert3")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -468,6 +606,11 @@ def main(argv: list[str] | None = None) -> None:
         set_seeds(tf, SEED + 2)
         extra = {"description": TEXT_DATA + MOBILE_DESC, **text}
         families.append(build_family(tf, "tweet-mobile", build_mobile(tf), tweets, args.out, extra, 6, 2e-3))
+    if "tweet-bert3" in wanted:
+        set_seeds(tf, SEED + 4)
+        bert = {k: bert3_inputs(tweets[k]) if k.startswith("x_") else v for k, v in tweets.items()}
+        extra = {"description": TEXT_DATA + BERT3_DESC, "labels": TWEET_LABELS, "input_note": BERT3_NOTE}
+        families.append(build_multi_family(tf, "tweet-bert3", build_bert3(tf), bert, args.out, extra, 6, 2e-3))
     for fam in families:
         (args.out / fam["name"] / "vocab.txt").write_text("\n".join(gen.vocab) + "\n")
     if "shapes-cnn" in wanted:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from benchbot import delegation
 from benchbot.report import answer, fmt
 from benchbot.report.data import RELATIVE_COLUMNS, ReportData, device_label, fingerprint_line
 
@@ -41,6 +42,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("power_mean_w", "W", "n"),
     ("energy_per_inference_mj", "mJ/inf", "n"),
     ("accuracy", "acc", "n"),
+    ("delegation", "XNNPACK ops", "n"),
     ("flags", "flags", "s"),
 ]
 
@@ -65,6 +67,7 @@ COLUMN_NOTES = [
     "medians.  next run 95%: where the next run's p50 should land (prediction interval from the spread of the "
     "repetitions).  rep CV: that spread.  runs, p90, p99, inf/s: over the loops of every repetition.",
     "CPU %: the benchmark process, 100 = one full core.  temp: start→max over the cell, or absent (no sensor).",
+    "XNNPACK ops: ops the delegate runs / all ops, in N partitions (many partitions: slow hand-offs).",
 ]
 POWER_NOTE = ("W: mean board power over the timed loop; mJ/inf: its energy ÷ inferences (absent: no power "
               "source on the device).")
@@ -79,6 +82,7 @@ EXPORT_COLUMNS = [
     "model_sha256", "emulated", "flags", "few_samples", *RELATIVE_COLUMNS,
     "power_source", "power_total", "power_mean_w", "power_peak_w", "energy_per_inference_mj", "idle_power_w",
     "power_readings", "time_below_top_s", "cores_offlined", "throttle_words",
+    *delegation.COLUMNS,
 ]
 
 
@@ -109,6 +113,8 @@ def visible_columns(summary: pd.DataFrame, multi_run: bool = False, device: bool
         if column == "accuracy" and ("accuracy" not in summary or summary["accuracy"].isna().all()):
             continue
         if column in POWER_COLUMNS and not has_power(summary):
+            continue
+        if column == "delegation" and ("total_ops" not in summary or summary["total_ops"].isna().all()):
             continue
         out.append(column)
     return out
@@ -156,6 +162,7 @@ def display_row(r: Any) -> dict[str, str]:
         "accuracy": fmt.fixed(r.get("accuracy"), 3),
         "power_mean_w": _absent_or(r, fmt.sig(r.get("power_mean_w"), 3)),
         "energy_per_inference_mj": _absent_or(r, fmt.sig(r.get("energy_per_inference_mj"), 3)),
+        "delegation": delegation.compact(r),
     }
     ratio = r.get("rel_ratio")
     if fmt.missing(ratio):

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from benchbot import stats
+from benchbot import delegation, stats
 from benchbot.models.catalog import VARIANT_ORDER
 from benchbot.report import fmt
 from benchbot.report.data import rep_medians
@@ -90,7 +90,8 @@ def tradeoff_frame(data: ReportData) -> pd.DataFrame:
     """The summary rows the trade-off needs, in report order, with each cell's task fingerprint."""
     wanted = ["run_id", "device", "emulated", "model", "variant", *CONFIG, "key", "baseline", "status", "reason",
               "model_size", "size_ratio", "accuracy", "accuracy_n", "accuracy_delta_pts", "agreement",
-              "accuracy_error", "p50_ms", "rep_p50_ms", "throughput", "peak_rss_mb", "energy_per_inference_mj"]
+              "accuracy_error", "p50_ms", "rep_p50_ms", "throughput", "peak_rss_mb", "energy_per_inference_mj",
+              *delegation.KEYS]
     frames = [data.device_rows(d, e) for d, e in data.devices()]
     frame = pd.concat(frames) if frames else data.summary.iloc[0:0]
     frame = frame.copy()
@@ -675,6 +676,9 @@ def report_section(data: ReportData) -> Section | None:
         md += [f"- [{i}] accuracy not measured for {fmt.name(note)}" for i, note in enumerate(notes, start=1)]
         md += [""] if notes else []
         md += [f"- {fmt.name(h.text)}" for h in lines]
+        placed = delegation.lines(rows)  # why fast or slow: how XNNPACK split each variant's graph
+        md += ["", "Delegation (ops XNNPACK runs, partitions, what stays on built-in kernels):", ""] if placed else []
+        md += [f"- {fmt.name(text)}" for text in placed]
         references = list(dict.fromkeys(h.reference for h in cross))
         for reference in references:
             md += ["", f"Across families of the same task, against the largest fp32 model ({fmt.name(reference)}):", ""]
@@ -689,6 +693,8 @@ def report_section(data: ReportData) -> Section | None:
             parts.append("<ol>" + "".join(f"<li>accuracy not measured for {html.escape(n)}</li>" for n in notes)
                          + "</ol>")
         parts.append("<ul>" + "".join(f"<li>{html.escape(h.text)}</li>" for h in lines) + "</ul>")
+        if placed:
+            parts.append("<p>Delegation:</p><ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in placed) + "</ul>")
         for reference in references:
             parts.append(f"<p>Across families of the same task, against the largest fp32 model "
                          f"({html.escape(str(reference))}):</p>")
