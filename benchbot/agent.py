@@ -997,7 +997,7 @@ def _user_map(option, mapping, details):
 
 def input_plan(np, interpreter, ops, details, job):
     """Per input: (lo, hi, why). User ranges win, then what the graph shows, then the defaults."""
-    user = _user_map("--input-range", job["input_ranges"], details)
+    user = _user_map("--input-range", job.get("input_ranges"), details)
     plan = []
     for d in details:
         dtype = d["dtype"]
@@ -1155,7 +1155,7 @@ class ModelIO:
 
 def plan_shapes(details, batch, job):
     """{input index: shape} to resize to: the batch, and --input-shape for dynamic dimensions."""
-    user = _user_map("--input-shape", job["input_shapes"], details)
+    user = _user_map("--input-shape", job.get("input_shapes"), details)
     shapes = {}
     for d in details:
         signature = [int(s) for s in d.get("shape_signature", d["shape"])]

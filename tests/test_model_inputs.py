@@ -12,6 +12,7 @@ import pytest
 
 from benchbot import agent
 from benchbot.models.catalog import ZOO_DIR
+from benchbot.protocol import standalone_job
 from tests.conftest import REPO, tflite214_python
 
 AGENT = str(REPO / "benchbot" / "agent.py")
@@ -24,7 +25,9 @@ needs_bert = pytest.mark.skipif(not (BERT / "family.json").is_file(), reason="th
 
 
 def run_agent(job: dict, python: str = sys.executable) -> list[dict]:
-    done = subprocess.run([python, AGENT, "run"], input=json.dumps({**QUICK_JOB, **job}), capture_output=True,
+    fields = {**QUICK_JOB, **job}
+    done = subprocess.run([python, AGENT, "run"], input=json.dumps(standalone_job(fields.pop("model_path"), **fields)),
+                          capture_output=True,
                           text=True, timeout=120)
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 

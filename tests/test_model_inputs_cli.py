@@ -77,8 +77,8 @@ def test_input_data_eval_and_file(env: dict[str, str], tmp_path: Path) -> None:
     done = run_cli(["run", "--quiet", "--models", "tweet-bert3", "--variants", "fp32,int8", "--threads", "1",
                     "--input-data", str(bad), *QUICK], env2)
     assert done.returncode != 0
-    failures = [ln for ln in done.stderr.splitlines() if "failed:" in ln]
-    assert len(failures) == 2  # one sentence per cell
+    failures = [ln for ln in done.stderr.splitlines() if ln.startswith("  failed:")]
+    assert len(failures) == 4  # one sentence per cell and repetition (2 cells x 2)
     assert all(ln.endswith("--input-data bad.npz has no array for input 'attention_mask' (inputs: "
                            "attention_mask, input_ids, token_type_ids)") for ln in failures), failures
 
@@ -149,5 +149,5 @@ def test_resume_keeps_the_runs_input_settings(env: dict[str, str]) -> None:
     run = benchbot.load_run(results=Path(env["BENCHBOT_RESULTS"]))
     (cell,) = run.cells
     attempts = run.attempts[cell.key]
-    assert len(attempts) == 2
+    assert len(attempts) == 2 * cell.repetitions  # every repetition tried again by the resume
     assert {i["key"]: i["range"] for i in attempts[-1].first("cell_start")["inputs"]}["token_type_ids"] == [0, 100]
