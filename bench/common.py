@@ -243,7 +243,8 @@ def run_agent_job(job: dict[str, Any]) -> tuple[Child, list[dict[str, Any]], lis
 
 
 def cell_costs(results: Path, run_id: str) -> list[dict[str, Any]]:
-    """Per cell of a stored run: host wall time, timed loop, overhead and where it went (seconds).
+    """Per repetition (agent process) of every cell of a stored run: host wall time, timed loop, overhead and
+    where it went (seconds).
 
     overhead_s = wall - loop; init/first/warmup/accuracy are the agent's own phases, `rest` is what is
     left (process start, imports, transport); outside_agent_s leaves out the agent's timed phases.
@@ -252,8 +253,7 @@ def cell_costs(results: Path, run_id: str) -> list[dict[str, Any]]:
 
     run = load_run(run_id, results)
     out = []
-    for cell in run.cells:
-        attempt = run.best(cell.key)
+    for cell, attempt in ((c, a) for c in run.cells for a in run.repetitions(c.key).values()):
         outcome, end, init = attempt.first("outcome"), attempt.first("cell_end"), attempt.first("init")
         if attempt.status != "ok" or not (outcome and end and init):
             raise SystemExit(f"{run_id}: cell {cell.key} did not finish ({attempt.reason})")
@@ -263,7 +263,8 @@ def cell_costs(results: Path, run_id: str) -> list[dict[str, Any]]:
                  "accuracy": acc.get("eval_ns", 0) / 1e9}
         parts["rest"] = wall - loop - sum(parts.values())
         agent = parts["init"] + parts["first"] + parts["warmup"] + loop
-        out.append({"key": cell.key, "device": cell.device, "variant": cell.variant, "wall_s": wall, "loop_s": loop,
+        out.append({"key": cell.key, "repetition": attempt.repetition, "device": cell.device, "variant": cell.variant,
+                    "wall_s": wall, "loop_s": loop,
                     "overhead_s": wall - loop, "outside_agent_s": wall - agent, **parts})
     return out
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Orchestration cost on the local device: what a whole `benchbot run` costs beyond its timed loops.
 
-    whole run:  (wall time of the `benchbot run` command - sum of every cell's timed loop) / cells
-    per cell:   outcome.wall_s (host side, agent start to exit) - cell_end.loop_ns
+    whole run:  (wall time of the `benchbot run` command - sum of every timed loop) / agent processes
+    per process: outcome.wall_s (host side, agent start to exit) - cell_end.loop_ns
+                (one agent process per repetition of a cell)
 
 and the per-cell part split by the agent's own events: model load + allocate_tensors (init), first
 inference, warmup, the accuracy pass after the loop (accuracy.eval_ns), and the rest (process start,
@@ -89,11 +90,11 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{p['warmup']:.2f}", f"{p['accuracy']:.2f}", f"{p['rest']:.2f}",
                      f"{x['command_extra_s']:.1f} s"])
     lines = [f"**Orchestration cost, local device** (`{r['command'].strip()}`): (command wall - sum of timed "
-             "loops) / cells, and per cell `outcome.wall_s - cell_end.loop_ns` split into the agent's phases "
-             "(medians, seconds):", ""]
-    lines += common.md_table(["run", "cells", "command wall", "sum of loops", "cost per cell", "loops' share",
-                              "per cell (host)", "load", "first", "warmup", "accuracy", "rest (start, imports)",
-                              "outside cells"], rows)
+             "loops) / agent processes (one per repetition of a cell), and per process `outcome.wall_s - "
+             "cell_end.loop_ns` split into the agent's phases (medians, seconds):", ""]
+    lines += common.md_table(["run", "processes", "command wall", "sum of loops", "cost per process", "loops' share",
+                              "per process (host)", "load", "first", "warmup", "accuracy", "rest (start, imports)",
+                              "outside processes"], rows)
     return "\n".join(lines)
 
 

@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
 """Repeatability: the same plan, run twice in a row on the same machine with `benchbot run`.
 
-For every cell: does the second run's median fall inside the first run's 95 % confidence interval of
-the median (the `p50 95% CI` column of the report), and the other way round; and how far apart the
-two medians are. The interval is distribution-free over the samples of one process, so it covers
-sampling noise within a run, not what changes between processes (placement in memory, which core,
-what else the machine is doing); the relative differences show how much that adds.
+For every cell: does the second run's p50 fall inside the first run's reported interval (the `next run
+95%` column: a prediction interval from the spread of the cell's repetitions, each a fresh agent
+process), and the other way round; how wide that interval is; and how far apart the two p50s are.
+`bench/gate.py` does the same over more runs of issue 10's plan and adds the regression gate.
 
 Both runs are stored in bench/out/runs/ (emptied first) and kept for bench/orchestration.py, which reads
 the same runs (whole-command wall time minus the timed loops).

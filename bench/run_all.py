@@ -4,8 +4,8 @@
     python bench/run_all.py [--quick] [--skip-ssh] [--only observer,peer,...] [--max-load 1.5 --wait 60]
 
 In order: observer (observer effect, sampler CPU), peer (agreement with litert-benchmark),
-repeatability (the same plan twice), orchestration (cost per cell, from those two runs),
-report_cost (report and load_run on 200 cells x 10,000 samples), ssh_overhead (another
+repeatability (the same plan twice), orchestration (cost per agent process, from those two runs),
+gate (honest intervals and the regression gate over several runs of one plan), report_cost (report and load_run on 200 cells x 10,000 samples), ssh_overhead (another
 engineer's script, run as is when sshd exists). Each writes bench/out/<name>.json; this script
 writes bench/out/summary.json and bench/out/summary.md. About 6-8 minutes on a 2-core machine.
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import BENCH, OUT, PYTHON, log  # noqa: E402
 
-ORDER = ("observer", "peer", "repeatability", "orchestration", "report_cost", "ssh_overhead")
+ORDER = ("observer", "peer", "repeatability", "orchestration", "gate", "report_cost", "ssh_overhead")
 
 
 def _run_module(name: str, quick: bool) -> dict[str, Any]:

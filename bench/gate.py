@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Honest intervals and a quiet regression gate: the same plan run several times, then compared.
+
+The plan is issue 10's: `benchbot run --models tweet-mobile,shapes-cnn,<conv> --threads 1` with every
+other setting at its default (5 repetitions per cell on the local device), where <conv> is a ~2 ms
+CNN (`bench/models/gate/base/convnet`, built by `bench/make_gate_models.py`). It runs `--runs N`
+times (A1..AN) and once more with the same CNN made one layer deeper (~15 % slower, same family and
+variant name, `bench/models/gate/slower/convnet`). Then:
+
+* **Coverage**: for every ordered pair of A runs and every cell, does the second run's p50 fall inside
+  the first run's reported interval (`next run 95%`); and the interval's half-width in % of p50.
+* **False alarms**: `benchbot compare` of every pair of A runs at its default factor (1.05): cells called
+  slower or faster, and the exit status.
+* **Detection of a real change**: `benchbot compare A1 SLOWER`: is the deeper CNN called slower (exit 1)?
+* **Detection of injected slowdowns**: for every A/A pair and cell, B's repetition medians multiplied by
+  1.05, 1.10 and 1.20 (real noise, a known shift) and judged by the gate's own rule
+  (`benchbot.report.compare.verdict` on `stats.ratio_of_repetitions`): the share called slower.
+
+    python bench/gate.py [--runs 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import PYTHON, log, median, spread  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+BASE = HERE / "models" / "gate" / "base" / "convnet"
+SLOWER = HERE / "models" / "gate" / "slower" / "convnet"
+PLAN = ["--threads", "1"]
+QUICK = ["--warmup-runs", "2", "--warmup-seconds", "0", "--min-runs", "20", "--min-seconds", "0.05",
+         "--repetitions", "3", "--variants", "fp32,int8"]
+INJECTED = (1.05, 1.10, 1.20)
+
+
+def models(conv: Path, quick: bool) -> list[str]:
+    return ["--models", ("shapes-cnn," if quick else "tweet-mobile,shapes-cnn,") + str(conv)]
+
+
+def benchbot(args: list[str], results: Path, timeout: float = 1800) -> common.Child:
+    env = dict(os.environ, BENCHBOT_RESULTS=str(results))
+    env.pop("BENCHBOT_PROFILES", None)
+    return common.run_child([PYTHON, "-m", "benchbot.cli", *args], env=env, timeout=timeout)
+
+
+def one_run(results: Path, conv: Path, quick: bool) -> dict[str, Any]:
+    before = {p.name for p in results.glob("*")} if results.is_dir() else set()
+    child = benchbot(["run", "--quiet", *PLAN, *models(conv, quick), *(QUICK if quick else [])], results)
+    if child.returncode != 0:
+        raise SystemExit(f"benchbot run failed ({child.returncode}): {child.stderr.strip()[-800:]}")
+    new = sorted(p.name for p in results.glob("*") if p.name not in before and (p / "manifest.json").is_file())
+    return {"run_id": new[-1], "wall_s": child.wall_s, "foreign_cores": child.foreign_cores}
+
+
+def gate(results: Path, a: str, b: str) -> dict[str, Any]:
+    child = benchbot(["compare", a, b, "--format", "json"], results, timeout=300)
+    body = json.loads(child.stdout)
+    return {"a": a, "b": b, "exit": child.returncode, "slower": body["slower"], "faster": body["faster"],
+            "cells": len(body["cells"]),
+            "called": [f"{c['model']}/{c['variant']}: {c['verdict']} ({c['ratio']:.3f}, "
+                       f"{c['ratio_ci_lo']:.3f}-{c['ratio_ci_hi']:.3f})"
+                       for c in body["cells"] if c["verdict"] != "not significant"]}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from benchbot import stats
+    from benchbot.report.compare import verdict
+    from benchbot.store import load_run
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of the same plan (A/A pairs: every pair)")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    n_runs = 2 if args.quick else max(2, args.runs)
+    results = common.OUT / "gate-runs"
+    shutil.rmtree(results, ignore_errors=True)
+    log(f"gate: {n_runs} runs of the plan and one with the deeper CNN into {results}; load {common.loadavg()}")
+    runs = []
+    for i in range(n_runs):
+        runs.append(one_run(results, BASE, args.quick))
+        log(f"  A{i + 1} {runs[-1]['run_id']}: {runs[-1]['wall_s']:.1f} s")
+    slower = one_run(results, SLOWER, args.quick)
+    log(f"  SLOWER {slower['run_id']}: {slower['wall_s']:.1f} s")
+
+    loaded = {r["run_id"]: load_run(r["run_id"], results) for r in runs + [slower]}
+    coverage, widths = [], []
+    for first, second in itertools.permutations([r["run_id"] for r in runs], 2):
+        s1 = loaded[first].summary.set_index("key")
+        s2 = loaded[second].summary.set_index("key")
+        for key in s1.index:
+            lo, hi, p50 = s1.at[key, "p50_ci_lo_ms"], s1.at[key, "p50_ci_hi_ms"], s1.at[key, "p50_ms"]
+            coverage.append({"first": first, "second": second, "key": key, "inside": bool(lo <= s2.at[key, "p50_ms"] <= hi),
+                             "rel_diff": float(s2.at[key, "p50_ms"] / p50 - 1)})
+    for run_id in (r["run_id"] for r in runs):
+        s = loaded[run_id].summary
+        widths += [float(50.0 * (h - lo) / p) for lo, h, p in zip(s["p50_ci_lo_ms"], s["p50_ci_hi_ms"], s["p50_ms"])]
+    aa = [gate(results, a["run_id"], b["run_id"]) for a, b in itertools.combinations(runs, 2)]
+    real = gate(results, runs[0]["run_id"], slower["run_id"])
+    real_conv = [c for c in real["called"] if c.startswith("convnet/")]
+
+    injected: dict[str, Any] = {}
+    for factor in INJECTED:
+        called = total = 0
+        for a, b in itertools.combinations(runs, 2):
+            sa, sb = loaded[a["run_id"]].summary.set_index("key"), loaded[b["run_id"]].summary.set_index("key")
+            for key in sa.index:
+                est = stats.ratio_of_repetitions(sa.at[key, "rep_p50_ms"], [m * factor for m in sb.at[key, "rep_p50_ms"]])
+                total += 1
+                called += est is not None and verdict(est.lo, est.hi, 1.05) == "slower"
+        injected[f"{factor:.2f}"] = {"called_slower": called, "cells": total}
+
+    result = {
+        "plan": "benchbot run " + " ".join(PLAN + models(BASE, args.quick) + (QUICK if args.quick else [])),
+        "runs": runs, "slower_run": slower, "quick": args.quick,
+        "coverage": {"inside": sum(c["inside"] for c in coverage), "pairs": len(coverage), "cells": coverage,
+                     "abs_rel_diff": spread([abs(c["rel_diff"]) for c in coverage])},
+        "halfwidth_pct": {"median": median(widths), **spread(widths)},
+        "aa": aa, "aa_cells": sum(g["cells"] for g in aa), "aa_called": sum(g["slower"] + g["faster"] for g in aa),
+        "aa_exit_1": sum(g["exit"] == 1 for g in aa),
+        "real": real, "real_detected": any("slower" in c for c in real_conv), "injected": injected,
+    }
+    result["markdown"] = markdown(result)
+    path = common.write_result("gate", result)
+    log(f"wrote {path}")
+    return result
+
+
+def markdown(r: dict[str, Any]) -> str:
+    cov = r["coverage"]
+    inj = ", ".join(f"{float(k) * 100 - 100:.0f} %: {v['called_slower']}/{v['cells']}" for k, v in r["injected"].items())
+    walls = ", ".join(f"{x['wall_s']:.0f} s" for x in r["runs"])
+    lines = [
+        f"Plan `{r['plan']}`, {len(r['runs'])} runs ({walls}).",
+        f"- next run's p50 inside the previous run's interval: **{cov['inside']} of {cov['pairs']}** "
+        f"({100 * cov['inside'] / max(1, cov['pairs']):.0f} %); median half-width **{r['halfwidth_pct']['median']:.1f} %** "
+        f"of p50; medians moved {100 * cov['abs_rel_diff']['median']:.1f} % (median over cells and pairs)",
+        f"- A/A `benchbot compare` at the default factor: **{r['aa_called']} of {r['aa_cells']}** cells called "
+        f"slower or faster; exit 1 in {r['aa_exit_1']} of {len(r['aa'])} comparisons",
+        f"- one more conv layer (real model): compare A1 SLOWER exit **{r['real']['exit']}**; "
+        + ("; ".join(c for c in r["real"]["called"]) or "nothing called"),
+        f"- injected slowdowns called slower (A/A pairs, B's repetitions scaled): {inj}",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
