@@ -1550,4 +1550,11 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if sys.argv[1:2] == ["run"]:
+        # Every line is written and flushed; skip the interpreter's teardown of the runtime's libraries
+        # (~50 ms, paid once per repetition of every cell).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status or 0)
+    sys.exit(status)

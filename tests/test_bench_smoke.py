@@ -20,7 +20,7 @@ from benchbot.models.catalog import zoo_families
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 SCRIPTS = ["common", "bare_loop", "sampler_probe", "peer_tool", "observer", "peer", "repeatability",
-           "orchestration", "report_cost", "run_all"]
+           "orchestration", "gate", "report_cost", "run_all"]
 
 
 def test_every_bench_script_imports(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,8 +39,9 @@ def test_run_all_quick(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert set(summary["results"]) == {"observer", "peer", "repeatability", "orchestration", "report_cost"}
+    assert set(summary["results"]) == {"observer", "peer", "repeatability", "orchestration", "gate",
+                                          "report_cost"}
     for name in summary["results"]:
         assert (tmp_path / "out" / f"{name}.json").is_file()
-    assert "Observer effect" in done.stdout and "Report cost" in done.stdout
+    assert "Observer effect" in done.stdout and "Report cost" in done.stdout and "A/A `benchbot compare`" in done.stdout
     assert not (REPO / "bench" / "out" / "runs").is_symlink()

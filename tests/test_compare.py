@@ -165,17 +165,18 @@ def _copy_with_scaled_latencies(run_folder: Path, dest: Path, scale: float) -> P
 
 def test_verdicts_on_a_copy_with_scaled_latencies(runs: dict) -> None:
     a = benchbot.load_run(runs["ids"]["A1"], results=runs["tmp"] / "results")
-    slow = _copy_with_scaled_latencies(a.folder, runs["tmp"] / "edited" / "slow", 1.3)
-    fast = _copy_with_scaled_latencies(a.folder, runs["tmp"] / "edited" / "fast", 0.7)
+    # twice as slow (and half): far beyond any noise this shared machine shows between repetitions
+    slow = _copy_with_scaled_latencies(a.folder, runs["tmp"] / "edited" / "slow", 2.0)
+    fast = _copy_with_scaled_latencies(a.folder, runs["tmp"] / "edited" / "fast", 0.5)
     env = runs["env"]
     done = run_cli(["compare", str(a.folder), str(slow), "--format", "md"], env)
     assert done.returncode == 1 and "| slower |" in done.stdout
-    assert "| 1.30 |" in done.stdout  # every repetition's median times 1.3
+    assert "| 2.00 |" in done.stdout  # every repetition's median times 2
     done = run_cli(["compare", str(a.folder), str(fast)], env)
     assert done.returncode == 0 and "faster" in done.stdout
-    # the same shift with a factor above it: the interval is not wholly beyond 1.4, so not significant
-    result = compare(a, benchbot.load_run(slow), factor=1.4)
-    assert result.cells[0].ratio == pytest.approx(1.3, rel=1e-3) and result.cells[0].verdict == "not significant"
+    # the same shift with a factor above it: the interval is not wholly beyond 2.5, so not significant
+    result = compare(a, benchbot.load_run(slow), factor=2.5)
+    assert result.cells[0].ratio == pytest.approx(2.0, rel=1e-3) and result.cells[0].verdict == "not significant"
 
 
 def test_unmatched_cells_are_listed(runs: dict) -> None:

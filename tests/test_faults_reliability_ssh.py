@@ -17,7 +17,17 @@ import benchbot
 from benchbot.models.catalog import sha256_file, zoo_families
 from benchbot.transport.base import TransportError
 from benchbot.transport.ssh import SSHTransport
-from tests.test_fleet_ssh import FAST, Fleet, family, fleet, wait_for_event, wait_for_loop_samples, wait_gone  # noqa: F401
+from tests.test_fleet_ssh import (  # noqa: F401 - family and fleet are fixtures
+    FAST,
+    Fleet,
+    attempts_of,
+    family,
+    fleet,
+    key_and_repetition,
+    wait_for_event,
+    wait_for_loop_samples,
+    wait_gone,
+)
 
 pytest_plugins = ["tests.sshd"]  # family and fleet (imported above) are fixtures
 pytestmark = [pytest.mark.ssh, pytest.mark.skipif(not zoo_families(), reason="the model zoo is not built")]
@@ -124,10 +134,12 @@ def test_sigterm_stops_the_remote_agent_and_the_run_resumes(fleet: Fleet, family
     run = fleet.load()
     kinds = [(e["event"], e.get("status")) for e in run.log if e["event"] in ("cell", "run_end")]
     assert kinds == [("cell", "incomplete"), ("run_end", "interrupted")], "the run ended before its device stopped"
-    key = events.parent.parent.name
-    measured = len(run.best(key).samples())
+    key, rep = key_and_repetition(events)
+    [cut] = attempts_of(run, key, rep)
+    measured = len(cut.samples())
     assert measured > 0, "the samples measured before SIGTERM were lost"
     resumed = fleet.cli(["run", "--resume", run.run_id])
     assert resumed.returncode == 0, resumed.stderr
     after = fleet.load(run.run_id)
-    assert after.complete and len(after.attempts[key]) == 2 and len(after.attempts[key][0].samples()) == measured
+    attempts = attempts_of(after, key, rep)
+    assert after.complete and len(attempts) == 2 and len(attempts[0].samples()) == measured

@@ -31,7 +31,8 @@ pytest_plugins = ["tests.sshd"]
 pytestmark = [pytest.mark.ssh, pytest.mark.skipif(not zoo_families(), reason="the model zoo is not built")]
 
 # Quick timing: the tests check behaviour, not speed. Each test adds its own --min-seconds.
-FAST = ["--warmup-runs", "2", "--warmup-seconds", "0", "--min-runs", "20", "--max-seconds", "10", "--quiet"]
+FAST = ["--warmup-runs", "2", "--warmup-seconds", "0", "--min-runs", "20", "--max-seconds", "10", "--quiet",
+        "--repetitions", "2"]
 
 
 def _toml(value: object) -> str:
@@ -114,7 +115,16 @@ def run_end(run: benchbot.Run) -> dict[str, Any]:
 
 
 def _cell_files(results: Path, device: str, name: str) -> list[Path]:
-    return sorted(results.glob(f"*/cells/{device}--*/*/{name}"))
+    return sorted(results.glob(f"*/cells/{device}--*/rep*/*/{name}"))
+
+
+def key_and_repetition(path: Path) -> tuple[str, int]:
+    """The cell key and repetition of a file in an attempt folder (cells/KEY/repR/ATTEMPT/FILE)."""
+    return path.parent.parent.parent.name, int(path.parent.parent.name[3:])
+
+
+def attempts_of(run: benchbot.Run, key: str, rep: int) -> list[Any]:
+    return [a for a in run.attempts[key] if a.repetition == rep]
 
 
 def wait_for_loop_samples(results: Path, device: str, timeout: float = 60) -> Path:
@@ -208,10 +218,10 @@ def test_two_devices_run_in_parallel_store_everything_and_a_rerun_sends_no_model
         assert Path(f"{barrier}.{device}").read_text().split()[0] == "met", "the devices did not run side by side"
         # every timed invoke is stored, as on the local device
         for _, row in rows(run, device).iterrows():
-            end = run.best(row["key"]).first("cell_end")
+            ends = [a.first("cell_end") for a in run.repetitions(row["key"]).values()]
             loop = run.samples[(run.samples["device"] == device) & (run.samples["variant"] == row["variant"])
                                & (run.samples["phase"] == "loop")]
-            assert len(loop) == end["loop_runs"] == row["count"]
+            assert len(ends) == 2 and len(loop) == sum(e["loop_runs"] for e in ends) == row["count"]
         tele = run.telemetry[run.telemetry["device"] == device]
         assert len(tele) >= 4 and (tele["rss_mb"] > 0).all() and tele["cpu_pct"].notna().any()
 
@@ -259,9 +269,9 @@ def test_unknown_host_key_and_wrong_user_key_fail_only_their_device(fleet: Fleet
     for device in ("stranger", "impostor"):
         # nothing ran there: no agent output at all, nothing copied
         for key in rows(run, device)["key"]:
-            attempt = run.best(key)
-            assert [e["event"] for e in attempt.events] == ["outcome"]
-            assert attempt.samples().empty
+            for attempt in run.attempts[key]:
+                assert [e["event"] for e in attempt.events] == ["outcome"]
+                assert attempt.samples().empty
         assert not fleet.workdir(device).exists()
         assert f"failed: {device} " in done.stderr
     assert stranger.known_hosts_name not in fleet.known_hosts.read_text(), "strict policy recorded a key"
@@ -282,16 +292,18 @@ def test_a_device_killed_mid_run_keeps_its_samples_and_the_run_resumes(fleet: Fl
     assert "Traceback" not in stderr
 
     run = fleet.load()
-    killed_key = killed.parent.parent.name
+    killed_key, killed_rep = key_and_repetition(killed)
     assert (rows(run, "steady")["status"] == "ok").all(), "the other device did not finish"
-    victim_rows = rows(run, "victim").set_index("key")
-    assert victim_rows.loc[killed_key, "status"] == "failed"
-    assert "the connection to the device was lost" in victim_rows.loc[killed_key, "reason"]
-    measured = len(run.best(killed_key).samples().query("phase == 'loop'"))
+    victim_reps = run.repetition_summary[run.repetition_summary["device"] == "victim"].set_index(["key", "repetition"])
+    assert victim_reps.loc[(killed_key, killed_rep), "status"] == "failed"
+    assert "the connection to the device was lost" in victim_reps.loc[(killed_key, killed_rep), "reason"]
+    [cut] = attempts_of(run, killed_key, killed_rep)
+    measured = len(cut.samples().query("phase == 'loop'"))
     assert measured > 0, "the samples measured before the device vanished were lost"
-    for key in victim_rows.index.drop(killed_key):
-        assert victim_rows.loc[key, "status"] == "failed"
-        assert victim_rows.loc[key, "reason"].startswith("not run: the connection to the device was lost")
+    later = victim_reps[victim_reps["status"] != "ok"].drop((killed_key, killed_rep))
+    assert len(later) >= 1 and all(r.startswith("not run: the connection to the device was lost")
+                                   for r in later["reason"])
+    assert (rows(run, "victim")["status"] != "ok").all()
 
     victim.restart()  # the device is back: same port, same host key
     resumed = fleet.cli(["run", "--resume", run.run_id])
@@ -299,9 +311,9 @@ def test_a_device_killed_mid_run_keeps_its_samples_and_the_run_resumes(fleet: Fl
     after = fleet.load(run.run_id)
     assert after.complete and (after.summary["status"] == "ok").all()
     assert [p.name for p in fleet.results.iterdir()] == [run.run_id]
-    attempts = after.attempts[killed_key]
+    attempts = attempts_of(after, killed_key, killed_rep)
     assert len(attempts) == 2 and len(attempts[0].samples().query("phase == 'loop'")) == measured
-    assert all(len(after.attempts[k]) == 1 for k in rows(run, "steady")["key"]), "resume re-ran finished cells"
+    assert all(len(after.attempts[k]) == 2 for k in rows(run, "steady")["key"]), "resume re-ran finished repetitions"
 
 
 def test_an_agent_killed_on_the_device_fails_only_its_cell(fleet: Fleet, family: Path) -> None:
@@ -317,12 +329,14 @@ def test_an_agent_killed_on_the_device_fails_only_its_cell(fleet: Fleet, family:
     assert proc.returncode == 3, stderr
     run = fleet.load()
     summary = run.summary.set_index("key")
-    killed_key = events.parent.parent.name
-    assert summary.loc[killed_key, "status"] == "failed"
+    killed_key, killed_rep = key_and_repetition(events)
+    assert summary.loc[killed_key, "status"] in ("failed", "incomplete")  # its other repetition may have run
     assert summary.loc[killed_key, "reason"].startswith("the agent was killed by signal 9 (SIGKILL) from outside")
+    reps = run.repetition_summary.set_index(["key", "repetition"])
+    assert reps.loc[(killed_key, killed_rep), "status"] == "failed"
+    assert (reps.drop((killed_key, killed_rep))["status"] == "ok").all(), "another repetition failed with it"
     others = summary.drop(killed_key)
     assert len(others) == 1 and (others["status"] == "ok").all() and (others["count"] >= 20).all()
-    assert others["order"].min() > summary.loc[killed_key, "order"], "the killed cell was not the first"
 
 
 def test_a_hanging_cell_is_stopped_at_its_deadline(fleet: Fleet, family: Path, tmp_path: Path) -> None:
