@@ -30,9 +30,9 @@ class Settings:
     """
 
     warmup_runs: int = 5
-    warmup_seconds: float = 0.1
+    warmup_seconds: float = 0.05
     min_runs: int = 20
-    min_seconds: float = 0.2
+    min_seconds: float = 0.15
     max_seconds: float = 60.0
     seed: int = 0
     accuracy: bool = True
