@@ -58,3 +58,18 @@ def test_fleet_rehearsal_with_qemu_twins(booted: Booted, tmp_path) -> None:
     for name in ("pi4", "jetson-nano"):
         state = booted.state_home / "benchbot" / "vms" / name
         assert not VM(name, booted.image, state_dir=state).status()["running"]
+
+
+def test_a_bert_style_three_input_model_runs_on_the_emulated_device(booted: Booted, tmp_path) -> None:
+    """The study's model shape (input_ids, attention_mask, token_type_ids with a 2-row table) on arm64."""
+    env = dict(booted.env, BENCHBOT_RESULTS=str(tmp_path / "results"))
+    env.pop("BENCHBOT_PROFILES", None)
+    done = run_cli(["run", "--devices", "qemu-arm64", "--models", "tweet-bert3", "--variants", "fp32",
+                    "--no-accuracy", "--repetitions", "1", *EMULATED], env, timeout=1800)
+    assert done.returncode == 0, done.stderr
+    run = benchbot.load_run(results=tmp_path / "results")
+    (row,) = [r for _, r in run.summary.iterrows()]
+    assert row["status"] == "ok" and row["arch"] == "aarch64" and row["count"] >= 5
+    start = run.best(row["key"]).first("cell_start")
+    ranges = {i["key"]: i["range"] for i in start["inputs"]}
+    assert ranges["token_type_ids"] == [0, 2] and ranges["attention_mask"] == [0, 2]
