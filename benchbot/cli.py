@@ -201,21 +201,36 @@ def compare(run_a: str, run_b: str, factor: float, fmt: str, output: str | None,
 
 
 @main.command("runs")
+@click.argument("run", required=False)
+@click.option("--verify", is_flag=True,
+              help="Check that every stored repetition's samples are what was written; exit 1 if any is damaged.")
 @results_option
 @friendly
-def list_runs_command(results: str | None) -> None:
-    """List stored runs, oldest first."""
-    from benchbot.store import list_runs, load_run, results_root
+def list_runs_command(run: str | None, verify: bool, results: str | None) -> None:
+    """List stored runs, oldest first (or RUN); --verify checks their stored samples."""
+    from benchbot.store import find_run, list_runs, load_run, results_root
 
-    folders = list_runs(results_root(results))
+    folders = [find_run(run, results_root(results))] if run else list_runs(results_root(results))
     if not folders:
         click.echo(f"no runs in {results_root(results)}")
+    damaged = 0
     for folder in folders:
-        run = load_run(folder)
-        statuses = [run.status(c.key) for c in run.cells]
-        state = "complete" if run.complete else "incomplete"
-        devices = ",".join(sorted(run.manifest.get("devices", {})))
-        click.echo(f"{run.run_id}  {state:10}  {statuses.count('ok')}/{len(statuses)} cells ok  devices: {devices}")
+        loaded = load_run(folder)
+        statuses = [loaded.status(c.key) for c in loaded.cells]
+        state = "complete" if loaded.complete else "incomplete"
+        devices = ",".join(sorted(loaded.manifest.get("devices", {})))
+        click.echo(f"{loaded.run_id}  {state:10}  {statuses.count('ok')}/{len(statuses)} cells ok  devices: {devices}")
+        if verify:
+            bad = loaded.damaged()
+            damaged += len(bad)
+            for attempt in bad:
+                click.echo(f"  damaged: {attempt.cell.key} repetition {attempt.repetition}: {attempt.damage}")
+            if not bad:
+                click.echo("  verified: every repetition's samples are whole")
+    if damaged:
+        click.echo(f"benchbot: {damaged} damaged repetition(s); `benchbot run --resume RUN` measures them again",
+                   err=True)
+        sys.exit(1)
 
 
 @main.group()

@@ -31,6 +31,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from benchbot import __version__
@@ -149,6 +150,9 @@ class CellWriter:
         self.samples = open(folder / "samples.csv", "a", encoding="utf-8")
         self.samples.write("phase,start_ns,latency_ns\n")
         self.samples.flush()
+        #: Rows written to samples.csv per phase: the outcome records them, so a reader can tell a whole
+        #: file from a truncated, damaged or deleted one.
+        self.written: dict[str, int] = {}
 
     def write_event(self, event: dict[str, Any]) -> None:
         if event.get("event") == "samples":
@@ -156,12 +160,15 @@ class CellWriter:
             rows = "".join(f"{phase},{s},{d}\n" for s, d in zip(event["start_ns"], event["latency_ns"]))
             self.samples.write(rows)
             self.samples.flush()
+            self.written[phase] = self.written.get(phase, 0) + len(event["latency_ns"])
             return
         self.events.write(json.dumps(event, separators=(",", ":")) + "\n")
         self.events.flush()
 
     def note(self, event: str, **fields: Any) -> None:
-        """A host-side event for this cell (outcome, host timing)."""
+        """A host-side event for this cell (outcome, host timing); the outcome carries the sample counts."""
+        if event == "outcome":
+            fields.setdefault("samples_written", dict(self.written))
         self.write_event({"event": event, "source": "host", **fields})
 
     def close(self) -> None:
@@ -240,6 +247,7 @@ class CellAttempt:
     events: list[dict[str, Any]]
     repetition: int = 1
     _samples: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    _damage: str | None = field(default=None, repr=False, compare=False)
 
     def first(self, name: str) -> dict[str, Any] | None:
         return next((e for e in self.events if e.get("event") == name), None)
@@ -249,18 +257,28 @@ class CellAttempt:
 
     @property
     def status(self) -> str:
-        """ok (the agent finished), failed (an error or an outcome said so), or incomplete (cut off)."""
+        """ok (the agent finished), damaged (it did, but its stored samples are not what was written),
+        failed (an error or an outcome said so), or incomplete (cut off)."""
         outcome = self.first("outcome")
         if outcome:
-            return outcome.get("status", "failed")
+            status = outcome.get("status", "failed")
+            return "damaged" if status == "ok" and self.damage else status
         if self.first("cell_end"):
-            return "ok"
+            return "damaged" if self.damage else "ok"
         if any(e.get("fatal", True) for e in self.all("error")):
             return "failed"
         return "incomplete"
 
     @property
+    def damage(self) -> str | None:
+        """What is wrong with this attempt's stored samples, in one sentence, or None when they are whole."""
+        self.samples()
+        return self._damage
+
+    @property
     def reason(self) -> str | None:
+        if self.damage and (self.first("outcome") or {}).get("status", "ok") == "ok":
+            return self.damage
         outcome = self.first("outcome")
         if outcome and outcome.get("reason"):
             return outcome["reason"]
@@ -274,15 +292,43 @@ class CellAttempt:
         return self._samples
 
     def _read_samples(self) -> pd.DataFrame:
+        """Parse samples.csv, keeping every readable row, and note in `_damage` what does not add up."""
         path = self.folder / "samples.csv"
+        empty = pd.DataFrame({"phase": pd.Categorical([]), "start_ns": np.empty(0, np.int64),
+                              "latency_ns": np.empty(0, np.int64)})
+        unreadable = 0
         try:
             frame = pd.read_csv(path, dtype={"phase": "category", "start_ns": "int64", "latency_ns": "int64"},
                                 on_bad_lines="skip")
-        except (FileNotFoundError, pd.errors.EmptyDataError):
-            frame = pd.DataFrame({"phase": [], "start_ns": [], "latency_ns": []})
-        except ValueError:  # a torn last line that is not a valid int
-            frame = pd.read_csv(path, on_bad_lines="skip").dropna()
-            frame = frame.astype({"start_ns": "int64", "latency_ns": "int64"})
+        except FileNotFoundError:
+            frame = None
+        except pd.errors.EmptyDataError:
+            frame = empty
+        except (ValueError, pd.errors.ParserError):  # a torn or damaged line: keep every row that still reads
+            raw = pd.read_csv(path, dtype=str, on_bad_lines="skip", keep_default_na=False)
+            numbers = raw[["start_ns", "latency_ns"]].apply(pd.to_numeric, errors="coerce")
+            good = numbers.notna().all(axis=1) & raw["phase"].isin(["warmup", "loop"])
+            unreadable = int((~good).sum())
+            frame = pd.DataFrame({"phase": raw.loc[good, "phase"].astype("category"),
+                                  "start_ns": numbers.loc[good, "start_ns"].astype("int64"),
+                                  "latency_ns": numbers.loc[good, "latency_ns"].astype("int64")})
+            frame = frame.reset_index(drop=True)
+        written = (self.first("outcome") or {}).get("samples_written")
+        if frame is None:
+            frame = empty
+            if written and sum(written.values()):
+                self._damage = f"{path} is missing ({sum(written.values())} samples were written)"
+            return frame
+        if written is not None:  # format 2: the host recorded what it wrote
+            counts = frame["phase"].value_counts()
+            short = {p: (int(counts.get(p, 0)), n) for p, n in written.items() if int(counts.get(p, 0)) != n}
+            if short or unreadable:
+                parts = [f"{have} of {n} {p} samples readable" for p, (have, n) in short.items()]
+                if unreadable:
+                    parts.append(f"{unreadable} unreadable line(s)")
+                self._damage = f"{path} is damaged: " + ", ".join(parts)
+        elif unreadable > 1:  # format 1 wrote no counts: only more than a torn last line says damage
+            self._damage = f"{path} is damaged: {unreadable} unreadable line(s)"
         return frame
 
 
@@ -350,12 +396,18 @@ class Run:
             return "pending"
         if len(statuses) >= planned and all(s == "ok" for s in statuses):
             return "ok"
+        if "damaged" in statuses:
+            return "damaged"
         if "ok" not in statuses and "failed" in statuses:
             return "failed"
         return "incomplete"
 
+    def damaged(self) -> list[CellAttempt]:
+        """The latest attempt of every repetition whose stored samples are not what was written."""
+        return [a for c in self.cells for a in self.repetitions(c.key).values() if a.status == "damaged"]
+
     def units_todo(self) -> list[Unit]:
-        """Every planned repetition without a successful attempt: what `--resume` runs."""
+        """Every planned repetition without a successful, whole attempt: what `--resume` runs."""
         todo = []
         for cell in self.cells:
             reps = self.repetitions(cell.key)

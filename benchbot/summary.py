@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 CELL_COLUMNS = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch"]
 FLAGS = ("unstable", "throttled", "emulated", "few-samples", "one-repetition", "power-few-readings", "incomplete",
-         "failed")
+         "damaged", "failed")
 
 
 def _cell_columns(run: Run, attempt: CellAttempt) -> dict[str, Any]:
@@ -361,7 +361,7 @@ def summary_frame(run: Run) -> pd.DataFrame:
         flags = row.pop("_flags")
         if emulated:
             flags.append("emulated")
-        if status in ("incomplete", "failed"):
+        if status in ("incomplete", "failed", "damaged"):
             flags.append(status)
         row.update(status=status, reason=failures[0] if failures else None, flags=",".join(flags),
                    attempt=max(a.attempt for a in reps.values()))

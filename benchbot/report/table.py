@@ -47,7 +47,7 @@ COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 FLAG_MARKS = {"unstable": "~", "throttled": "T", "emulated": "E", "few-samples": "n", "one-repetition": "1",
-              "power-few-readings": "w", "incomplete": "!", "failed": "X"}
+              "power-few-readings": "w", "incomplete": "!", "damaged": "D", "failed": "X"}
 #: Shown only for devices with a power source (benchbot/power.py); elsewhere the columns are left out.
 POWER_COLUMNS = ("power_mean_w", "energy_per_inference_mj")
 FLAG_TEXT = {
@@ -59,6 +59,8 @@ FLAG_TEXT = {
     "few-samples": "few samples: too few for a 95 % interval of p90/p99, which are rough",
     "one-repetition": "one repetition: no run-to-run interval, so no ranking either (use --repetitions 3 or more)",
     "incomplete": "incomplete: the cell did not finish",
+    "damaged": "damaged: stored samples are not what was written (see the failures; `benchbot runs --verify`, "
+               "`benchbot run --resume` measures them again)",
     "failed": "failed: the cell failed",
 }
 FLAG_LEGEND = "  ".join(f"{mark} {FLAG_TEXT[flag].split(':')[0]}" for flag, mark in FLAG_MARKS.items())
