@@ -43,7 +43,8 @@ def test_damaged_samples_are_found_reported_and_measured_again(cli_env: dict[str
     summary = run.summary.set_index("variant")
     assert summary.loc["fp32", "status"] == "damaged" and "damaged" in summary.loc["fp32", "flags"].split(",")
     assert summary.loc["int8", "status"] == "damaged" and "is missing" in summary.loc["int8", "reason"]
-    assert summary.loc["fp16", "status"] == "ok" and summary.loc["fp16", "flags"] == ""  # the rest reports normally
+    assert summary.loc["fp16", "status"] == "ok"  # the rest reports normally
+    assert {"damaged", "incomplete", "failed"}.isdisjoint(summary.loc["fp16", "flags"].split(","))
     reps = run.repetition_summary.set_index(["variant", "repetition"])
     assert reps.loc[("fp32", 1), "count"] == written_loop, "readable rows around the damage were lost"
     assert "of" in run.repetitions(summary.loc["fp32", "key"])[2].damage  # "N of M loop samples readable"

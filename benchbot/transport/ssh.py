@@ -13,6 +13,7 @@ Design notes (why it looks like this):
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import re
 import secrets
@@ -31,6 +32,11 @@ from paramiko.common import MSG_CHANNEL_REQUEST
 
 from benchbot.transport import hostkeys
 from benchbot.transport.base import CommandResult, Transport, TransportError
+
+# paramiko's transport threads log a failed handshake (a device that drops while we reconnect) with a full
+# traceback; without a handler of ours Python prints it on stderr. benchbot reports every such failure itself,
+# in one sentence, from the exception paramiko raises to us.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 HostKeyPolicy = Literal["strict", "accept-new"]
 
