@@ -8,10 +8,11 @@ Layout of `results/<run-id>/`:
                                     process each; resume adds attempts)
         events.jsonl                every agent line but samples, as it arrived
         samples.csv                 phase,start_ns,latency_ns: every single latency
+    summary.csv                     derived; rewritten by `benchbot report`
 
 Format 1 (before repetitions) kept attempts directly in `cells/<cell-key>/<attempt>/`;
-they load as repetition 1 of a one-repetition cell.
-    summary.csv                     derived; rewritten by `benchbot report`
+they load as repetition 1 of a one-repetition cell. From format 2 every attempt's outcome
+records the samples written per phase, so a damaged, cut-short or deleted samples.csv shows.
 
 Everything measured is appended and flushed line by line as it arrives, so a run
 killed half-way stays readable; nothing is ever rewritten except derived files.
