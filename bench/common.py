@@ -33,7 +33,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchbot.protocol import standalone_job  # noqa: E402 - after the path fix above
+from benchbot.protocol import parse_line, standalone_job  # noqa: E402 - after the path fix above
 
 # ----------------------------------------------------------------------------- the host
 
@@ -199,15 +199,8 @@ def run_child(argv: Sequence[str], stdin: str | bytes | None = None, env: dict[s
 
 
 def agent_events(stdout: str) -> list[dict[str, Any]]:
-    events = []
-    for line in stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-    return events
+    """The agent's events in its stdout, read by the host's own parser."""
+    return [e for e in map(parse_line, stdout.splitlines()) if e is not None]
 
 
 def agent_loop_ns(events: list[dict[str, Any]]) -> list[int]:

@@ -1238,8 +1238,10 @@ def run_cell(job):
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
     meter = power_meter()
-    idle_w = idle_power(meter)  # before the model loads; costs nothing where there is no source
-    if meter is not None:
+    # Before the model loads, once per cell (the first repetition, like the eval pass): 0.3 s where there
+    # is a source, nothing where there is none.
+    idle_w = idle_power(meter) if job["repetition"] == 1 else None
+    if meter is not None and idle_w is not None:
         emit("idle_power", idle_power_w=idle_w, source=meter.kind, total=meter.describe()["total"])
     sampler = Sampler(float(job["telemetry_interval_s"]))
     throttled_before = read_throttled()

@@ -221,7 +221,8 @@ def repetition_frame(run: Run) -> pd.DataFrame:
 _MEDIAN_OVER_REPS = ("init_ms", "first_ms", "warmup_runs", "cpu_mean", "proc_cpu_mean")
 
 
-def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np.ndarray) -> dict[str, Any]:
+def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np.ndarray, batch: int
+               ) -> dict[str, Any]:
     """A cell's row from its repetitions' rows: headline and interval across repetitions, pooled percentiles."""
     measured = [r for r in cell_reps if r["status"] == "ok" and r.get("p50_ms") is not None]
     if not measured:  # nothing finished: show the latest repetition's state as it is
@@ -247,7 +248,6 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
         row[key] = next((r[key] for r in measured if r.get(key) is not None), first.get(key))
     runs = sum(int(r.get("count") or 0) for r in measured)
     loop_s = sum(float(r.get("loop_s") or 0.0) for r in measured)
-    batch = cell_reps[0].get("_batch", 1)
     row["loop_s"] = loop_s or None
     row["throughput"] = stats.throughput(runs, int(loop_s * 1e9))
     row["samples_per_s"] = stats.throughput(runs, int(loop_s * 1e9), batch)
@@ -256,7 +256,7 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
         values = [r[key] for r in measured if r.get(key) is not None]
         row[key] = pick(values) if values else None
     row.update(_power_over_repetitions(measured))
-    by_time = sorted(measured, key=lambda r: r.get("_started_ns") or 0)
+    by_time = sorted(measured, key=lambda r: r["repetition"])  # round r runs repetition r
     starts = [r["temp_start_c"] for r in by_time if r.get("temp_start_c") is not None]
     ends = [r["temp_end_c"] for r in by_time if r.get("temp_end_c") is not None]
     row["temp_start_c"] = starts[0] if starts else None
@@ -346,15 +346,12 @@ def summary_frame(run: Run) -> pd.DataFrame:
             continue
         rep_rows, pooled = [], []
         for attempt in reps.values():
-            rep_row = summarize_attempt(attempt, emulated=emulated)
-            rep_row["_batch"] = cell.batch
-            rep_row["_started_ns"] = (attempt.first("cell_end") or {}).get("loop_start_ns")
-            rep_rows.append(rep_row)
+            rep_rows.append(summarize_attempt(attempt, emulated=emulated))
             if attempt.status == "ok":
                 samples = attempt.samples()
                 pooled.append(samples["latency_ns"].to_numpy()[(samples["phase"] == "loop").to_numpy()] / 1e6)
         loop_ms = np.concatenate(pooled) if pooled else np.empty(0)
-        row = _aggregate(rep_rows, cell.repetitions, loop_ms)
+        row = _aggregate(rep_rows, cell.repetitions, loop_ms, cell.batch)
         status = run.status(cell.key)
         failures = [r["reason"] for r in sorted(rep_rows, key=lambda r: r["repetition"])
                     if r["status"] != "ok" and r.get("reason")]

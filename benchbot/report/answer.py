@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from benchbot import stats
-from benchbot.report.data import ReportData, rep_medians
+from benchbot.report.data import ReportData, speed_tie  # against the fastest, whatever --baseline says
 from benchbot.report.fmt import missing, name
 
 if TYPE_CHECKING:
@@ -62,12 +61,6 @@ class GroupAnswer:
         return f"{where}: {speed}; {size}"
 
 
-def _tied(best: Any, other: Any) -> bool:
-    """The same rule as the relative column, always against the fastest (whatever --baseline says)."""
-    estimate = stats.ratio_of_repetitions(rep_medians(best), rep_medians(other))
-    return estimate is not None and estimate.tie
-
-
 def _setting(row: Any, varies: dict[str, bool]) -> str:
     extra = ""
     if varies.get("xnnpack") and not bool(row["xnnpack"]):
@@ -96,7 +89,7 @@ def answers(data: ReportData, max_accuracy_drop: float = MAX_ACCURACY_DROP) -> l
             if not ok.empty:
                 best = ok.loc[ok["p50_ms"].astype(float).idxmin()]
                 answer.fastest_p50_ms = float(best["p50_ms"])
-                tied = [r["variant"] for _, r in ok.iterrows() if r.name == best.name or _tied(best, r)]
+                tied = [r["variant"] for _, r in ok.iterrows() if r.name == best.name or speed_tie(best, r)]
                 answer.fastest = [str(v) for v in tied]
                 answer.ranked = all(int(r.get("reps_ok") or 0) >= 2 for _, r in ok.iterrows())
                 if "accuracy_delta_pts" in ok and ok["accuracy_delta_pts"].notna().any():

@@ -74,6 +74,14 @@ def rep_medians(row: Any) -> list[float]:
     return list(values) if isinstance(values, (list, tuple, np.ndarray)) else []
 
 
+def speed_tie(a: Any, b: Any) -> bool:
+    """Whether two summary rows' latencies differ only within the noise of their repetitions: the interval
+    of the ratio (stats.ratio_of_repetitions) holds 1. False when either has fewer than two repetitions:
+    nothing is known then, and callers say so instead of calling it a tie."""
+    estimate = stats.ratio_of_repetitions(rep_medians(a), rep_medians(b))
+    return estimate is not None and estimate.tie
+
+
 def add_relative_columns(summary: pd.DataFrame, samples: dict[tuple, np.ndarray] | None = None,
                          baseline: str = "fastest") -> pd.DataFrame:
     """rel_ratio = p50 of the cell / p50 of the baseline cell of its group, from their repetitions.

@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from benchbot import delegation, stats
+from benchbot import delegation
 from benchbot.models.catalog import VARIANT_ORDER
 from benchbot.report import fmt
-from benchbot.report.data import rep_medians
+from benchbot.report.data import speed_tie
 from benchbot.report.fmt import missing, sig
 from benchbot.report.sections import Section
 
@@ -176,13 +176,6 @@ def speed_words(mine: Any, theirs: Any, other: str = "", tie: bool = False) -> s
     times = ratio if ratio > 1 else 1 / ratio
     text = sig(times, 2) if sig(times, 2) != "1.0" else f"{times:.2f}"
     return f"{text}x {'faster' if ratio > 1 else 'slower'}" + (f" than {other}" if other else "")
-
-
-def speed_tie(a: Any, b: Any) -> bool:
-    """Whether two summary rows' latencies differ only within the noise of their repetitions (False when
-    either has fewer than two: nothing is known then, and the plain numbers are all there is)."""
-    estimate = stats.ratio_of_repetitions(rep_medians(a), rep_medians(b))
-    return estimate is not None and estimate.tie
 
 
 def _tie_within(rows: list[Any]) -> Callable[[int, int], bool]:
