@@ -20,7 +20,7 @@ from benchbot.models.inspect import run_warnings
 from benchbot.plan import Plan, Settings, build_plan, settings_from_json, validate_axes
 from benchbot.profiles import Profile, load_profile
 from benchbot.progress import make_progress
-from benchbot.runner import Runner, RunOutcome
+from benchbot.scheduler import Runner, RunOutcome
 from benchbot.store import RunWriter, find_run, load_run, results_root
 from benchbot.transport import Transport, for_profile
 

@@ -108,7 +108,7 @@ def run(**opts: Any) -> None:
     """Benchmark models on devices and store every sample under results/."""
     from benchbot.api import RunRequest, execute
     from benchbot.interrupts import interrupted_by, sigterm_as_ctrl_c
-    from benchbot.runner import run_status
+    from benchbot.scheduler import run_status
 
     request = RunRequest(
         devices=_csv(opts["devices"]) or ["local"],

@@ -22,7 +22,7 @@ from benchbot import api
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import sha256_file
 from benchbot.profiles import Profile, load_profile, location
-from benchbot.runner import agent_hello, device_python, push_agent
+from benchbot.session import agent_hello, device_python, push_agent
 from benchbot.transport import Transport, TransportError, for_profile
 
 Echo = Callable[[str], Any]

@@ -22,7 +22,7 @@ import pytest
 import benchbot
 from benchbot.models.catalog import ZOO_DIR, ModelError, check_tflite, resolve_models, zoo_families
 from benchbot.models.verify import DamagedModel, _Reader, _Table, verify_tflite
-from benchbot.runner import signal_reason
+from benchbot.session import signal_reason
 from tests.conftest import BENCHBOT, QUICK, REPO, run_cli, write_profile
 
 pytestmark = pytest.mark.skipif(not zoo_families(), reason="the model zoo is not built")
