@@ -432,13 +432,10 @@ def qemu_build(force: bool) -> None:
     """Build the Debian arm64 image once (about 10 minutes under emulation) and cache it."""
     import time
 
-    from benchbot.qemu.image import HostSetupError, ImageBuildError, ImageSettings, build_image
+    from benchbot.qemu.image import ImageSettings, build_image
 
     begin = time.monotonic()
-    try:
-        image = build_image(ImageSettings(), log=lambda text: click.echo(text, err=True), force=force)
-    except (HostSetupError, ImageBuildError) as exc:
-        raise BenchbotError(str(exc)) from None
+    image = build_image(ImageSettings(), log=lambda text: click.echo(text, err=True), force=force)
     click.echo(f"image ready in {time.monotonic() - begin:.0f} s: {image.folder} (python {image.guest_python})")
 
 
@@ -461,13 +458,8 @@ def _vm(name: str):  # type: ignore[no-untyped-def]
 @friendly
 def qemu_start(name: str) -> None:
     """Boot the emulated device NAME (a qemu profile, or any profile's QEMU twin) and wait for SSH."""
-    from benchbot.qemu.vm import VMError
-
     vm = _vm(name)
-    try:
-        port = vm.start()
-    except VMError as exc:
-        raise BenchbotError(str(exc)) from None
+    port = vm.start()
     click.echo(f"{name}: running, ssh on 127.0.0.1:{port} (boot {vm.boot_seconds} s)")
 
 

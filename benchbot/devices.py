@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from benchbot import api
-from benchbot.errors import BenchbotError
+from benchbot.errors import BenchbotError, HostKeyChanged
 from benchbot.models.catalog import sha256_file
 from benchbot.profiles import Profile, load_profile, location
 from benchbot.session import agent_hello, device_python, push_agent
@@ -182,11 +182,11 @@ def trust_device(name: str, replace: bool, echo: Echo) -> None:
     transport = SSHTransport(ssh_settings(profile))  # type: ignore[arg-type]
     try:
         recorded = transport.trust(replace=replace)
-    except TransportError as exc:
-        text = str(exc)
-        if "differs from the one recorded in" in text and not replace:
-            text += f"; if you have checked the new key, run: benchbot devices trust {profile.name} --replace"
-        raise BenchbotError(text) from None
+    except HostKeyChanged as exc:
+        if not exc.replaceable or replace:
+            raise
+        raise HostKeyChanged(f"{exc}; if you have checked the new key, run: benchbot devices trust "
+                             f"{profile.name} --replace", replaceable=True) from None
     finally:
         transport.close()
     for line in recorded:
@@ -422,8 +422,6 @@ def setup_device(profile: Profile, requirements: list[str], offline: bool, base_
         step.say(f"ready: {fp['runtime']} {fp.get('runtime_version')}, numpy {fp['numpy']}, "
                  f"psutil {fp.get('psutil') or 'absent'} (Python {fp.get('python')}, {python})")
         return fp
-    except TransportError as exc:
-        raise BenchbotError(str(exc)) from None
     finally:
         try:
             transport.close()

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from benchbot.errors import ConversionError, MissingTensorFlow
+
 VARIANTS: tuple[str, ...] = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 """Every variant name convert_family knows, in the order they are usually reported."""
 
@@ -29,14 +31,6 @@ CALIBRATION_SAMPLES = 200
 
 _NEEDS_CALIBRATION = ("int8", "int16x8")
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-
-
-class ConversionError(Exception):
-    """A model or one of its variants could not be converted."""
-
-
-class MissingTensorFlow(ConversionError):
-    """TensorFlow (the optional ``convert`` extra) is not installed."""
 
 
 def _import_tf() -> Any:

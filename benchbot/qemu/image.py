@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchbot.errors import HostSetupError, ImageBuildError
+
 #: Bump when the build recipe changes, so older cached images are not reused.
 BUILD_VERSION = "2"
 
@@ -207,14 +209,6 @@ class Image:
         for name in ("disk", "kernel", "initrd", "user_key", "host_pubkey"):
             data[name] = folder / data[name]
         return cls(folder=folder, **data)
-
-
-class HostSetupError(RuntimeError):
-    """The host lacks a tool or setting needed to build or run the image; the message says how to fix it."""
-
-
-class ImageBuildError(RuntimeError):
-    """A build step failed; the message ends with the failing command's output."""
 
 
 @dataclass(frozen=True)

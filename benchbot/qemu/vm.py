@@ -18,14 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from benchbot.errors import VMError
 from benchbot.qemu.image import Image
 
 QEMU_BINARY = "qemu-system-aarch64"
 SSH_BANNER = b"SSH-2.0-"
-
-
-class VMError(RuntimeError):
-    """A VM could not be started or stopped; the message ends with the console log's last lines."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchbot.errors import TransportError
+
+__all__ = ["CommandResult", "Transport", "TransportError"]
+
 
 @dataclass
 class CommandResult:
@@ -27,10 +31,6 @@ class CommandResult:
     """True when the deadline passed and the command was killed."""
     interrupted: bool = False
     """True when the host asked the command to stop (Ctrl-C, shutdown)."""
-
-
-class TransportError(Exception):
-    """A device cannot be reached or a file cannot be placed on it; the message is for the user."""
 
 
 class Transport(abc.ABC):

@@ -17,13 +17,15 @@ from pathlib import Path
 import paramiko
 from paramiko.hostkeys import HostKeyEntry
 
+from benchbot.errors import HostKeyChanged
+
 _WRITE_LOCK = threading.Lock()  # devices are opened from a thread pool; keep file updates whole
 
 SYSTEM_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
 
 
-class HostKeyChangedError(Exception):
-    """The device presents a key other than the recorded one; replacing it needs an explicit choice."""
+#: The device presents a key other than the recorded one (a TransportError, so callers need not re-wrap it).
+HostKeyChangedError = HostKeyChanged
 
 
 def default_known_hosts() -> Path:
@@ -184,7 +186,7 @@ def trust(
     if known_keys(host, port, path, include_system=False):
         if not replace:
             raise HostKeyChangedError(
-                f"host key for {name} differs from the one recorded in {path} (now {fp})"
+                f"host key for {name} differs from the one recorded in {path} (now {fp})", replaceable=True
             )
         remove_host(path, name)
     add_host_key(path, name, key)

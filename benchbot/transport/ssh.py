@@ -446,7 +446,7 @@ class SSHTransport(Transport):
             fp = hostkeys.trust(ep.hostname, ep.port, self.known_hosts, self.settings.connect_timeout_s,
                                 replace=replace, sock=sock_factory())  # type: ignore[arg-type]
         except hostkeys.HostKeyChangedError as e:
-            raise TransportError(f"{self.name}: {e}") from None
+            raise hostkeys.HostKeyChangedError(f"{self.name}: {e}", e.replaceable) from None
         except (OSError, EOFError, paramiko.SSHException) as e:
             raise TransportError(f"{self.name}: cannot reach {role} {ep.key_name}: {_describe(e)}") from e
         return f"{ep.key_name} {fp}"
