@@ -1,7 +1,9 @@
 """The `benchbot` command: a thin click layer over the library.
 
-Every expected failure is a BenchbotError, printed as one line on stderr with a
-non-zero exit; tracebacks are for bugs only.
+It parses options, calls benchbot.api (which returns data) and hands the results to
+benchbot.console (which renders them); it imports nothing else of benchbot. Every expected
+failure is a BenchbotError, printed as one line on stderr with a non-zero exit; tracebacks
+are for bugs only.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ from typing import Any
 
 import click
 
-from benchbot import __version__
-from benchbot.errors import BenchbotError, PartialRun, RunFailed
-from benchbot.plan import Settings
+from benchbot import api
+from benchbot.api import BenchbotError, PartialRun, Settings, __version__
+from benchbot.console import Console
+
+
+def _console() -> Console:
+    """A console on this process's streams, made per command (so click's test runner's streams are used)."""
+    return Console()
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,7 +36,7 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except BenchbotError as exc:
-            click.echo(f"benchbot: {exc}", err=True)
+            _console().error(exc)
             sys.exit(exc.exit_code)
 
     return wrapper
@@ -106,11 +113,8 @@ def main() -> None:
 @friendly
 def run(**opts: Any) -> None:
     """Benchmark models on devices and store every sample under results/."""
-    from benchbot.api import RunRequest, execute
-    from benchbot.interrupts import interrupted_by, sigterm_as_ctrl_c
-    from benchbot.scheduler import run_status
-
-    request = RunRequest(
+    console = _console()
+    request = api.RunRequest(
         devices=_csv(opts["devices"]) or ["local"],
         models=_csv(opts["models"]),
         variants=_csv(opts["variants"]),
@@ -126,25 +130,18 @@ def run(**opts: Any) -> None:
         input_ranges=opts["input_ranges"], input_data=opts["input_data"], input_shapes=opts["input_shapes"],
         signature=opts["signature"],
     )
+    progress = console.progress(request.quiet)
     try:
-        with sigterm_as_ctrl_c():  # `kill`, `timeout` and service managers stop a run as Ctrl-C does
-            outcome = execute(request)
+        with api.sigterm_as_ctrl_c():  # `kill`, `timeout` and service managers stop a run as Ctrl-C does
+            outcome = api.execute(request, progress=progress, warn=console.warning)
     except KeyboardInterrupt:  # before the cells started (or a second Ctrl-C while stopping)
-        raise BenchbotError(f"interrupted{interrupted_by()}; anything measured is stored (see: benchbot runs)") from None
-    ok = len(outcome.outcomes) - len(outcome.failed)
-    planned = max(outcome.planned, len(outcome.outcomes))
-    not_run = f"; {planned - len(outcome.outcomes)} not run" if planned > len(outcome.outcomes) else ""
-    click.echo(f"run {outcome.run_id}: {outcome.cells_ok} of {len(outcome.planned_units)} cells ok ({ok} of {planned} "
-               f"repetitions{not_run}), stored in {outcome.folder}", err=True)
-    if outcome.interrupted:
-        raise BenchbotError(f"interrupted{interrupted_by()}; continue with: benchbot run --resume {outcome.run_id}")
-    if outcome.failed:
-        for failure in outcome.failed:
-            click.echo(f"  failed: {failure.cell.device} {failure.label()}: {failure.reason}", err=True)
-        if run_status(outcome) == "failed":
-            raise RunFailed(f"the run failed: no cell succeeded; after fixing the cause rerun them with: "
-                            f"benchbot run --resume {outcome.run_id}")
-        raise PartialRun(f"the run is partial; rerun the failed cells with: benchbot run --resume {outcome.run_id}")
+        raise api.interrupted_error() from None
+    finally:
+        progress.close()
+    console.run_outcome(outcome)
+    problem = api.outcome_error(outcome)
+    if problem is not None:
+        raise problem
 
 
 @main.command()
@@ -170,12 +167,12 @@ def run(**opts: Any) -> None:
 def report(runs: tuple[str, ...], fmt: str, output: str | None, baseline: str, max_accuracy_drop: float,
            no_plots: bool, cell_plots: str, no_cell_plots: bool, plot_format: str, results: str | None) -> None:
     """Show runs (default: the latest) as tables, grouped by device, and write their plots."""
-    from benchbot.api import report_runs
-
+    console = _console()
     formats = {"png": ("png",), "svg": ("svg",), "both": ("png", "svg")}[plot_format]
-    report_runs(list(runs) or [None], fmt=fmt, output=Path(output) if output else None, plots=not no_plots,
-                results=results, baseline=baseline, cell_plots="none" if no_cell_plots else cell_plots,
-                plot_formats=formats, max_accuracy_drop=max_accuracy_drop)
+    api.report_runs(list(runs) or [None], fmt=fmt, output=Path(output) if output else None, plots=not no_plots,
+                    results=results, baseline=baseline, cell_plots="none" if no_cell_plots else cell_plots,
+                    plot_formats=formats, max_accuracy_drop=max_accuracy_drop, echo=console.write,
+                    show=console.report, show_plots=console.plot_summary)
 
 
 @main.command()
@@ -190,13 +187,14 @@ def report(runs: tuple[str, ...], fmt: str, output: str | None, baseline: str, m
 @friendly
 def compare(run_a: str, run_b: str, factor: float, fmt: str, output: str | None, results: str | None) -> None:
     """Compare run B against run A, cell by cell; exit 1 when a cell got significantly slower (for CI)."""
-    from benchbot.api import compare_runs
-
-    result = compare_runs(run_a, run_b, factor=factor, fmt=fmt, output=Path(output) if output else None,
-                          results=results)
+    console = _console()
+    result = api.compare_runs(run_a, run_b, factor=factor, fmt=fmt, output=Path(output) if output else None,
+                              results=results, echo=console.write)
+    if fmt == "table" and output is None:
+        console.comparison(result)
     if result.slower:
-        click.echo(f"benchbot: {len(result.slower)} cell(s) significantly slower in {result.run_b} than in "
-                   f"{result.run_a} (95 % interval of B/A wholly beyond ×{factor:g})", err=True)
+        console.error(f"{len(result.slower)} cell(s) significantly slower in {result.run_b} than in "
+                      f"{result.run_a} (95 % interval of B/A wholly beyond ×{factor:g})")
         sys.exit(1)
 
 
@@ -208,28 +206,12 @@ def compare(run_a: str, run_b: str, factor: float, fmt: str, output: str | None,
 @friendly
 def list_runs_command(run: str | None, verify: bool, results: str | None) -> None:
     """List stored runs, oldest first (or RUN); --verify checks their stored samples."""
-    from benchbot.store import find_run, list_runs, load_run, results_root
-
-    folders = [find_run(run, results_root(results))] if run else list_runs(results_root(results))
-    if not folders:
-        click.echo(f"no runs in {results_root(results)}")
-    damaged = 0
-    for folder in folders:
-        loaded = load_run(folder)
-        statuses = [loaded.status(c.key) for c in loaded.cells]
-        state = "complete" if loaded.complete else "incomplete"
-        devices = ",".join(sorted(loaded.manifest.get("devices", {})))
-        click.echo(f"{loaded.run_id}  {state:10}  {statuses.count('ok')}/{len(statuses)} cells ok  devices: {devices}")
-        if verify:
-            bad = loaded.damaged()
-            damaged += len(bad)
-            for attempt in bad:
-                click.echo(f"  damaged: {attempt.cell.key} repetition {attempt.repetition}: {attempt.damage}")
-            if not bad:
-                click.echo("  verified: every repetition's samples are whole")
+    console = _console()
+    root, entries = api.list_runs(run, results, verify)
+    console.runs(root, entries)
+    damaged = sum(len(e.damaged or []) for e in entries)
     if damaged:
-        click.echo(f"benchbot: {damaged} damaged repetition(s); `benchbot run --resume RUN` measures them again",
-                   err=True)
+        console.error(f"{damaged} damaged repetition(s); `benchbot run --resume RUN` measures them again")
         sys.exit(1)
 
 
@@ -242,15 +224,7 @@ def devices() -> None:
 @friendly
 def devices_list() -> None:
     """Profiles found, and where each device points."""
-    from benchbot.profiles import available_profiles, load_profile, location
-
-    for name, path in sorted(available_profiles().items()):
-        try:
-            profile = load_profile(str(path))
-        except BenchbotError as exc:
-            click.echo(f"{name:14} INVALID: {exc}")
-            continue
-        click.echo(f"{name:14} {location(profile):40} {profile.description}  ({path})")
+    _console().devices(api.list_devices())
 
 
 @devices.command("check")
@@ -258,11 +232,11 @@ def devices_list() -> None:
 @friendly
 def devices_check(names: tuple[str, ...]) -> None:
     """Connect to each device and show what the agent finds there (Python, numpy, runtime, sensors, disk)."""
-    from benchbot.devices import check_devices
-
-    failed = [r.name for r in check_devices(list(names), click.echo) if not r.ok]
-    if failed:
-        raise BenchbotError(f"{len(failed)} of {len(names)} device(s) failed the check: {', '.join(failed)}")
+    results = api.check_devices(list(names))
+    _console().device_checks(results)
+    problem = api.check_error(results)
+    if problem is not None:
+        raise problem
 
 
 @devices.command("trust")
@@ -271,9 +245,7 @@ def devices_check(names: tuple[str, ...]) -> None:
 @friendly
 def devices_trust(name: str, replace: bool) -> None:
     """Record a device's SSH host key (and its jump hosts') in benchbot's known_hosts."""
-    from benchbot.devices import trust_device
-
-    trust_device(name, replace, click.echo)
+    _console().trusted(api.trust_device(name, replace))
 
 
 @devices.command("setup")
@@ -287,15 +259,14 @@ def devices_trust(name: str, replace: bool) -> None:
 @friendly
 def devices_setup(names: tuple[str, ...], offline: bool, runtime: str, base_python: str) -> None:
     """Create the venv of [device] python on each device and install numpy, a TFLite runtime and psutil."""
-    from benchbot.devices import setup_devices
-
-    failed = setup_devices(list(names), runtime, offline, base_python, click.echo)
-    if len(failed) == 1 and len(names) == 1:
-        raise BenchbotError(next(iter(failed.values())))
-    for why in failed.values():
-        click.echo(f"benchbot: {why}", err=True)
-    if failed:
-        raise BenchbotError(f"setup failed on {len(failed)} of {len(names)} devices: {', '.join(failed)}")
+    console = _console()
+    failed = api.setup_devices(list(names), runtime, offline, base_python, console.out)
+    problem = api.setup_error(failed, list(names))
+    if problem is not None and len(names) > 1:
+        for why in failed.values():
+            console.error(why)
+    if problem is not None:
+        raise problem
 
 
 @main.group()
@@ -307,14 +278,7 @@ def models() -> None:
 @friendly
 def models_list() -> None:
     """Zoo models and their variants."""
-    from benchbot.models.catalog import ZOO_DIR, load_family, zoo_families
-
-    for name in zoo_families():
-        family = load_family(ZOO_DIR / name)
-        variants = ", ".join(f"{v.variant} ({v.size / 1024:.0f} KiB)" for v in family.variants)
-        click.echo(f"{name:14} {variants}")
-        if family.info.get("description"):
-            click.echo(f"{'':14} {family.info['description']}")
+    _console().models(api.list_models())
 
 
 @models.command("inspect")
@@ -324,27 +288,7 @@ def models_list() -> None:
 @friendly
 def models_inspect(target: str, as_json: bool, results: str | None) -> None:
     """Inputs, outputs, signatures, ops with versions, and which runtimes can load TARGET (file, folder, zoo name)."""
-    import json as json_module
-
-    from benchbot.models.inspect import describe, read_model, resolve, runtimes_to_check, verdict
-    from benchbot.profiles import available_profiles, parse_profile
-    from benchbot.store import results_root
-
-    profiles = []
-    for path in available_profiles().values():
-        try:
-            profiles.append(parse_profile(path))
-        except BenchbotError:
-            continue  # a broken profile is `devices list`'s business, not inspect's
-    checks = runtimes_to_check(profiles, results_root(results))
-    for path in resolve(target):
-        info = read_model(path)
-        if as_json:
-            info["runtimes"] = [{"who": who, "runtime": r, "version": v, "can_run": verdict(info, r, v)[0],
-                                 "why": verdict(info, r, v)[1]} for who, r, v in checks]
-            click.echo(json_module.dumps(info))
-        else:
-            click.echo("\n".join(describe(info, checks)))
+    _console().inspections(api.inspect_models(target, results), as_json)
 
 
 @contextlib.contextmanager
@@ -390,16 +334,9 @@ def _converter_chatter_hidden() -> Any:
 def models_convert(src: str, out: str, variants: str, calibration: str | None, int8_io: bool, name: str | None,
                    eval_set: str | None) -> None:
     """Convert a SavedModel folder or .keras/.h5 file (SRC) into TFLite variants (needs TensorFlow)."""
-    from benchbot.api import convert_model
-
     with _converter_chatter_hidden():
-        family = convert_model(src, out, _csv(variants) or [], calibration, int8_io, name, eval_set)
-    for variant, entry in family["variants"].items():
-        click.echo(f"{variant:8} {entry['size'] / 1024:9.1f} KiB  {Path(out) / entry['file']}")
-    for variant, reason in family["failed"].items():
-        click.echo(f"{variant:8} FAILED: {reason}")
-    click.echo(f"family {family['name']} (baseline {family['baseline']}, eval set: {family['eval'] or 'none'}) "
-               f"in {out}; benchmark it with: benchbot run --models {out}")
+        family = api.convert_model(src, out, _csv(variants) or [], calibration, int8_io, name, eval_set)
+    _console().converted(family, out)
     if family["failed"]:
         total = len(family["failed"]) + len(family["variants"])
         raise PartialRun(f"{len(family['failed'])} of {total} variants failed to convert: "
@@ -414,14 +351,9 @@ def qemu() -> None:
 @qemu.command("doctor")
 def qemu_doctor() -> None:
     """Which host tools are present or missing, and the command that installs them."""
-    from benchbot.qemu.doctor import doctor, install_hint
-
-    checks = doctor()
-    for check in checks:
-        click.echo(f"{'ok' if check.ok else 'MISSING':8} {check.name:24} {check.detail}")
-    missing = [c for c in checks if not c.ok]
-    if missing:
-        click.echo(f"install with: {install_hint(missing)}")
+    result = api.doctor()
+    _console().doctor(result)
+    if not result.ok:
         sys.exit(1)
 
 
@@ -430,27 +362,9 @@ def qemu_doctor() -> None:
 @friendly
 def qemu_build(force: bool) -> None:
     """Build the Debian arm64 image once (about 10 minutes under emulation) and cache it."""
-    import time
-
-    from benchbot.qemu.image import ImageSettings, build_image
-
-    begin = time.monotonic()
-    image = build_image(ImageSettings(), log=lambda text: click.echo(text, err=True), force=force)
-    click.echo(f"image ready in {time.monotonic() - begin:.0f} s: {image.folder} (python {image.guest_python})")
-
-
-def _vm(name: str):  # type: ignore[no-untyped-def]
-    from benchbot.api import load_devices
-    from benchbot.qemu.vm import VM, EmulateSettings
-    from benchbot.transport.qemu import cached_image
-
-    profile = load_devices([name], rehearse=True)[0]
-    image = cached_image()
-    if image is None:
-        raise BenchbotError("the QEMU image is not built yet; run: benchbot qemu build")
-    e = profile.emulate
-    settings = EmulateSettings(cpu=e.cpu, cores=e.cores, memory_mib=e.memory_mib) if e else EmulateSettings()
-    return VM(profile.name, image, settings, log=lambda text: click.echo(text, err=True))
+    console = _console()
+    image, seconds = api.build_image(force, log=console.err)
+    console.out(f"image ready in {seconds:.0f} s: {image.folder} (python {image.guest_python})")
 
 
 @qemu.command("start")
@@ -458,9 +372,10 @@ def _vm(name: str):  # type: ignore[no-untyped-def]
 @friendly
 def qemu_start(name: str) -> None:
     """Boot the emulated device NAME (a qemu profile, or any profile's QEMU twin) and wait for SSH."""
-    vm = _vm(name)
+    console = _console()
+    vm = api.vm(name, log=console.err)
     port = vm.start()
-    click.echo(f"{name}: running, ssh on 127.0.0.1:{port} (boot {vm.boot_seconds} s)")
+    console.out(f"{name}: running, ssh on 127.0.0.1:{port} (boot {vm.boot_seconds} s)")
 
 
 @qemu.command("stop")
@@ -468,7 +383,8 @@ def qemu_start(name: str) -> None:
 @friendly
 def qemu_stop(name: str) -> None:
     """Stop the emulated device NAME."""
-    click.echo(f"{name}: {'stopped' if _vm(name).stop() else 'was not running'}")
+    console = _console()
+    console.out(f"{name}: {'stopped' if api.vm(name, log=console.err).stop() else 'was not running'}")
 
 
 @qemu.command("status")
@@ -476,12 +392,8 @@ def qemu_stop(name: str) -> None:
 @friendly
 def qemu_status(name: str) -> None:
     """Whether the emulated device NAME runs, its pid, port and uptime."""
-    status = _vm(name).status()
-    if status["running"]:
-        click.echo(f"{name}: running, pid {status['pid']}, ssh on 127.0.0.1:{status['port']}, "
-                   f"up {status['uptime']} s")
-    else:
-        click.echo(f"{name}: not running")
+    console = _console()
+    console.vm_status(name, api.vm(name, log=console.err).status())
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from benchbot import api
 from benchbot.errors import BenchbotError, HostKeyChanged
 from benchbot.models.catalog import sha256_file
 from benchbot.profiles import Profile, load_profile, location
+from benchbot.profiles import load_devices as load_profiles
 from benchbot.session import agent_hello, device_python, push_agent
 from benchbot.transport import Transport, TransportError, for_profile
 
@@ -32,7 +32,7 @@ def load_devices(names: list[str]) -> list[Profile]:
     """Profiles for NAME arguments; an unknown or repeated name is a one-sentence error before anything runs."""
     if not names:
         raise BenchbotError("name at least one device (see `benchbot devices list`)")
-    return api.load_devices(names)
+    return load_profiles(names)
 
 
 def _hello(profile: Profile, transport: Transport, python: str) -> tuple[dict[str, Any] | None, str]:
@@ -150,32 +150,34 @@ def check_device(profile: Profile) -> CheckResult:
     return result
 
 
-def check_devices(names: list[str], echo: Echo) -> list[CheckResult]:
-    """Check every device (in parallel), print each one's facts in the order given; return the results."""
+def check_devices(names: list[str]) -> list[CheckResult]:
+    """Check every device (in parallel); the results in the order given (benchbot.console shows them)."""
     profiles = load_devices(names)
     with ThreadPoolExecutor(max_workers=min(8, len(profiles))) as pool:
-        results = list(pool.map(check_device, profiles))
-    for res in results:
-        echo(f"{res.name}: {'ok' if res.ok else 'FAILED'}")
-        for key, value in res.facts:
-            echo(f"  {key:15} {value}")
-        for problem in res.problems:
-            echo(f"  problem: {problem.removeprefix(res.name + ': ')}")
-    return results
+        return list(pool.map(check_device, profiles))
 
 
 # ---------------------------------------------------------------------------------------------- trust
 
 
-def trust_device(name: str, replace: bool, echo: Echo) -> None:
+@dataclass
+class TrustResult:
+    """What `devices trust` did: the keys recorded ("host FINGERPRINT") and where, or why nothing was needed."""
+
+    name: str
+    recorded: list[str] = field(default_factory=list)
+    known_hosts: Path | None = None
+    nothing_to_do: str = ""
+
+
+def trust_device(name: str, replace: bool = False) -> TrustResult:
     """Record the host key(s) of an SSH device (and its jump hosts) in benchbot's known_hosts."""
     profile = load_profile(name)
     if profile.transport == "local":
-        echo(f"{profile.name}: this machine is reached without SSH; there is nothing to trust")
-        return
+        return TrustResult(profile.name, nothing_to_do="this machine is reached without SSH; there is nothing to trust")
     if profile.transport != "ssh":
-        echo(f"{profile.name}: a {profile.transport} device brings its own host key; there is nothing to trust")
-        return
+        return TrustResult(profile.name, nothing_to_do=f"a {profile.transport} device brings its own host key; "
+                                                       "there is nothing to trust")
     from benchbot.transport import ssh_settings
     from benchbot.transport.ssh import SSHTransport
 
@@ -189,9 +191,7 @@ def trust_device(name: str, replace: bool, echo: Echo) -> None:
                              f"{profile.name} --replace", replaceable=True) from None
     finally:
         transport.close()
-    for line in recorded:
-        echo(f"{profile.name}: trusted {line}")
-    echo(f"{profile.name}: recorded in {transport.known_hosts}")
+    return TrustResult(profile.name, recorded, transport.known_hosts)
 
 
 # ---------------------------------------------------------------------------------------------- setup

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -298,3 +298,26 @@ def _check_value(where: str, table: str, key: str, value: Any) -> None:
 def _is_env_name(value: Any) -> bool:
     """A POSIX environment variable name (what ssh.password_env must hold)."""
     return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None
+
+
+def load_devices(names: list[str], rehearse: bool = False) -> list[Profile]:
+    """Profiles for --devices names, each once; with `rehearse`, their QEMU twins."""
+    profiles = [load_profile(n) for n in names]
+    seen = [p.name for p in profiles]
+    for name in set(seen):
+        if seen.count(name) > 1:
+            raise BenchbotError(f"device '{name}' is named twice in --devices")
+    if rehearse:
+        profiles = [qemu_twin(p) for p in profiles]
+    return profiles
+
+
+def qemu_twin(profile: Profile) -> Profile:
+    """The emulated stand-in of a device for a fleet rehearsal: its [emulate] table, reached like qemu-arm64."""
+    if profile.transport == "qemu":
+        return profile
+    if profile.emulate is None:
+        raise BenchbotError(f"device '{profile.name}' has no [emulate] table in {profile.path}, so it has no QEMU twin")
+    base = load_profile("qemu-arm64")
+    return replace(base, name=profile.name, description=f"QEMU twin of {profile.description or profile.name}",
+                   emulate=profile.emulate, threads=profile.threads, emulated=True)

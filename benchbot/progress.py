@@ -98,12 +98,12 @@ class PlainProgress(_Base):
 class RichProgress(_Base):
     """A live table: per device its state, current cell, runs and seconds, last p50 and temperature."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: Any = None) -> None:
         super().__init__()
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(stderr=True)
+        self.console = Console(file=stream) if stream is not None else Console(stderr=True)
         self.started = time.monotonic()
         self.live = Live(self._render(), console=self.console, refresh_per_second=4, get_renderable=self._render)
         self.live.start()

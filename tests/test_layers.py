@@ -30,3 +30,69 @@ def test_stage_modules_raise_the_shared_classes() -> None:
     assert vm.VMError is errors.VMError
     assert (image.HostSetupError, image.ImageBuildError) == (errors.HostSetupError, errors.ImageBuildError)
     assert convert.ConversionError is errors.ConversionError
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at the top or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:  # `from benchbot import api` imports the module benchbot.api
+                sub = f"{node.module}.{alias.name}"
+                relative = Path(*sub.split(".")[1:])
+                is_module = (PACKAGE / relative).with_suffix(".py").is_file() or (PACKAGE / relative).is_dir()
+                found.add(sub if sub.startswith("benchbot.") and is_module else node.module)
+    return found
+
+
+def test_cli_imports_only_the_api_the_console_and_click() -> None:
+    """The CLI parses options and renders through the console; everything else goes through benchbot.api."""
+    allowed = {"click", "benchbot.api", "benchbot.console", "__future__"}
+    foreign = {m for m in _imports(PACKAGE / "cli.py")
+               if m not in allowed and not m.startswith("benchbot.api.") and m.split(".")[0] not in sys.stdlib_module_names}
+    assert not foreign, f"cli.py imports {sorted(foreign)}"
+
+
+def test_no_two_modules_import_each_other() -> None:
+    edges = {}
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(("benchbot", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        edges[module] = {m for m in _imports(path) if m.startswith("benchbot.")}
+    pairs = sorted({tuple(sorted((a, b))) for a, targets in edges.items() for b in targets if a in edges.get(b, ())})
+    # store<->summary and the report internals are other parts of issue 14
+    known = {("benchbot.store", "benchbot.summary"), ("benchbot.report.answer", "benchbot.report.data")}
+    assert set(pairs) <= known, pairs
+
+
+def test_console_renders_into_the_given_environment() -> None:
+    """No terminal tricks: streams and width are values; the library call returns data only."""
+    import io
+
+    from benchbot import api
+    from benchbot.console import Console, Environment
+
+    out, err = io.StringIO(), io.StringIO()
+    console = Console(Environment(stdout=out, stderr=err, width=100))
+    assert console.env.stdout_isatty is False and console.rich().width == 100
+    console.devices(api.list_devices())
+    assert "local" in out.getvalue() and not err.getvalue()
+    console.error(api.BenchbotError("no such run"))
+    assert err.getvalue() == "benchbot: no such run\n"
+    wide = Console(Environment(stdout=io.StringIO(), stderr=io.StringIO(), stdout_isatty=False))
+    assert wide.rich().width >= 200  # exports through a pipe are not wrapped at 80 columns
+
+
+def test_run_outcome_errors_carry_the_exit_codes() -> None:
+    from benchbot.api import outcome_error
+    from benchbot.plan import Cell
+    from benchbot.scheduler import CellOutcome, RunOutcome
+
+    cell = Cell.__new__(Cell)
+    ok, bad = CellOutcome(cell, "ok"), CellOutcome(cell, "failed", "crashed")
+    assert outcome_error(RunOutcome("r", Path("."), [ok])) is None
+    assert outcome_error(RunOutcome("r", Path("."), [ok, bad])).exit_code == 3  # type: ignore[union-attr]
+    assert outcome_error(RunOutcome("r", Path("."), [bad])).exit_code == 4  # type: ignore[union-attr]
+    interrupted = outcome_error(RunOutcome("r", Path("."), [ok], interrupted=True))
+    assert interrupted is not None and "--resume r" in str(interrupted)

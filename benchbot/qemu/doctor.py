@@ -14,6 +14,12 @@ MIN_FREE_GIB = 4.0
 """A build needs the unpacked tree, a raw disk and its qcow2 copy at once."""
 
 
+def default_cache_root() -> Path:
+    """Where images are cached: `${XDG_CACHE_HOME:-~/.cache}/benchbot/qemu` (the disk check looks there)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "benchbot" / "qemu"
+
+
 @dataclass
 class Check:
     """One host requirement and whether it is met."""
@@ -102,8 +108,6 @@ def run_checks() -> list[Check]:
 def doctor(cache_root: Path | None = None) -> list[Check]:
     """Every check, deduplicated by name, plus free space where images are cached."""
     if cache_root is None:
-        from benchbot.qemu.image import default_cache_root
-
         cache_root = default_cache_root()
     seen: dict[str, Check] = {}
     for check in [*run_checks(), *build_checks()]:

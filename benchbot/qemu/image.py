@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbot.errors import HostSetupError, ImageBuildError
+from benchbot.qemu.doctor import build_checks, default_cache_root, install_hint
 
 #: Bump when the build recipe changes, so older cached images are not reused.
 BUILD_VERSION = "2"
@@ -227,12 +228,6 @@ class Wheel:
         return self.path.name.split("-")[1]
 
 
-def default_cache_root() -> Path:
-    """`${XDG_CACHE_HOME:-~/.cache}/benchbot/qemu`."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "benchbot" / "qemu"
-
-
 def cache_key(settings: ImageSettings, wheels: list[tuple[str, str]]) -> str:
     """Short hash of every input of the image: a change in any of them means a new image."""
     payload = {
@@ -336,7 +331,6 @@ def fetch_wheels(
 
 
 def _check_build_host() -> None:
-    from benchbot.qemu.doctor import build_checks, install_hint
 
     if os.geteuid() != 0:
         raise HostSetupError("Building the QEMU image needs root (mmdebstrap and chroot): run it with sudo.")

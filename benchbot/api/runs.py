@@ -1,0 +1,37 @@
+"""Stored runs: list them, and verify that their samples are whole."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunEntry", "list_runs"]
+
+
+@dataclass
+class RunEntry:
+    """One stored run as `benchbot runs` lists it; `damaged` is None unless verified."""
+
+    run_id: str
+    complete: bool
+    cells_ok: int
+    cells: int
+    devices: list[str] = field(default_factory=list)
+    damaged: list[Any] | None = None  # store attempts (cell, repetition, damage)
+
+
+def list_runs(run: str | None = None, results: str | None = None, verify: bool = False) -> tuple[Path, list[RunEntry]]:
+    """(results folder, its runs oldest first, or only RUN); with verify, each run's damaged repetitions."""
+    from benchbot.store import find_run, load_run, results_root
+    from benchbot.store import list_runs as stored_runs
+
+    root = results_root(results)
+    folders = [find_run(run, root)] if run else stored_runs(root)
+    entries = []
+    for folder in folders:
+        loaded = load_run(folder)
+        statuses = [loaded.status(c.key) for c in loaded.cells]
+        entries.append(RunEntry(loaded.run_id, loaded.complete, statuses.count("ok"), len(statuses),
+                                sorted(loaded.manifest.get("devices", {})), loaded.damaged() if verify else None))
+    return root, entries

@@ -1,0 +1,213 @@
+"""Everything benchbot shows on a terminal, in one place, writing to an injectable Environment.
+
+The library (benchbot.api) returns data; this module turns it into lines and rich tables. The
+Environment (streams, whether stdout is a terminal, the width) is a value, as in httpie, so tests
+and notebooks pass their own streams instead of patching sys.stdout or faking a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from benchbot.progress import PlainProgress, Progress, QuietProgress, RichProgress
+
+
+@dataclass
+class Environment:
+    """Where output goes and what kind of terminal it is; the defaults read the process's own."""
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdout_isatty: bool | None = None
+    """None: ask stdout."""
+    stderr_isatty: bool | None = None
+    """None: ask stderr (a live progress table only on a terminal)."""
+    width: int | None = None
+    """Columns of rich tables. None: the terminal's, or at least 200 when stdout is a pipe or file."""
+
+    def __post_init__(self) -> None:
+        if self.stdout_isatty is None:
+            self.stdout_isatty = _isatty(self.stdout)
+        if self.stderr_isatty is None:
+            self.stderr_isatty = _isatty(self.stderr)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or file-like stream without a terminal
+        return False
+
+
+class Console:
+    """Renders benchbot's results for people: lines to stdout, problems and progress to stderr."""
+
+    def __init__(self, env: Environment | None = None) -> None:
+        self.env = env or Environment()
+
+    # ------------------------------------------------------------------ primitives
+    def out(self, text: str = "", end: str = "\n") -> None:
+        self.env.stdout.write(text + end)
+        self.env.stdout.flush()
+
+    def err(self, text: str = "", end: str = "\n") -> None:
+        self.env.stderr.write(text + end)
+        self.env.stderr.flush()
+
+    def write(self, text: str) -> None:
+        """Text as it is (an export body), no newline added."""
+        self.out(text, end="")
+
+    def error(self, exc: BaseException | str) -> None:
+        """A user's problem: one line, never a traceback."""
+        self.err(f"benchbot: {exc}")
+
+    def warning(self, text: str) -> None:
+        self.err(f"benchbot: warning: {text}")
+
+    def rich(self) -> Any:
+        """A rich console on stdout; wide when it is not a terminal, so exported tables are not wrapped."""
+        from rich.console import Console as RichConsole
+
+        width = self.env.width
+        if width is None and not self.env.stdout_isatty:
+            width = max(200, RichConsole(file=self.env.stdout).width)
+        return RichConsole(file=self.env.stdout, width=width)
+
+    def progress(self, quiet: bool = False) -> Progress:
+        """The live display of a run: none (quiet), a table on a terminal, else one line per event."""
+        if quiet:
+            return QuietProgress()
+        if self.env.stderr_isatty:
+            return RichProgress(None if self.env.stderr is sys.stderr else self.env.stderr)
+        return PlainProgress(self.env.stderr)
+
+    # ------------------------------------------------------------------ run
+    def run_outcome(self, outcome: Any) -> None:
+        """The one-line summary of a run and each failed repetition (stderr: stdout stays for data)."""
+        ok = len(outcome.outcomes) - len(outcome.failed)
+        planned = max(outcome.planned, len(outcome.outcomes))
+        not_run = f"; {planned - len(outcome.outcomes)} not run" if planned > len(outcome.outcomes) else ""
+        self.err(f"run {outcome.run_id}: {outcome.cells_ok} of {len(outcome.planned_units)} cells ok ({ok} of "
+                 f"{planned} repetitions{not_run}), stored in {outcome.folder}")
+        if outcome.interrupted:
+            return
+        for failure in outcome.failed:
+            self.err(f"  failed: {failure.cell.device} {failure.label()}: {failure.reason}")
+
+    def runs(self, root: Path, entries: list[Any]) -> None:
+        if not entries:
+            self.out(f"no runs in {root}")
+        for e in entries:
+            state = "complete" if e.complete else "incomplete"
+            self.out(f"{e.run_id}  {state:10}  {e.cells_ok}/{e.cells} cells ok  devices: {','.join(e.devices)}")
+            if e.damaged is not None:
+                for attempt in e.damaged:
+                    self.out(f"  damaged: {attempt.cell.key} repetition {attempt.repetition}: {attempt.damage}")
+                if not e.damaged:
+                    self.out("  verified: every repetition's samples are whole")
+
+    # ------------------------------------------------------------------ report
+    def report(self, report: Any) -> None:
+        """The terminal report: run states, a table per device, failures, then the sections."""
+        from rich.markdown import Markdown
+
+        from benchbot.report import table
+
+        console = self.rich()
+        data = report.data
+        for state in data.run_states():
+            done = "complete" if state["complete"] else "INCOMPLETE (some cells did not finish)"
+            console.print(f"[bold]run {state['run_id']}[/]  {done}  ({state['folder']})")
+        for renderable in table.to_rich(data):
+            console.print(renderable)
+        for line in table.failures(data.summary):
+            console.print(line, style="red", markup=False)
+        for section in report.sections:
+            console.print()
+            console.print(f"[bold]{section.title}[/]")
+            console.print(Markdown(section.markdown))
+
+    def plot_summary(self, report: Any) -> None:
+        """Where the plots went, and how many cell timelines `--cell-plots all` would add."""
+        plot_files = report.plot_files
+        folders = sorted({str(p.paths[0].parent) for p in plot_files if p.kind != "timeline" and p.paths})
+        timelines = sum(1 for p in plot_files if p.kind == "timeline")
+        cells = report.cells_with_samples
+        line = f"plots: {', '.join(folders)}"
+        if timelines:
+            line += f" (and {timelines} cell timelines in cells/)"
+        if report.cells_wanted and timelines < cells:
+            line += f"; {cells - timelines} more timelines with --cell-plots all"
+        self.rich().print(line)
+
+    def comparison(self, result: Any) -> None:
+        from benchbot.report import compare
+
+        console = self.rich()
+        for renderable in compare.to_rich(result):
+            console.print(renderable)
+
+    # ------------------------------------------------------------------ devices
+    def devices(self, entries: list[Any]) -> None:
+        for e in entries:
+            if e.error:
+                self.out(f"{e.name:14} INVALID: {e.error}")
+            else:
+                self.out(f"{e.name:14} {e.location:40} {e.profile.description}  ({e.path})")
+
+    def device_checks(self, results: list[Any]) -> None:
+        for res in results:
+            self.out(f"{res.name}: {'ok' if res.ok else 'FAILED'}")
+            for key, value in res.facts:
+                self.out(f"  {key:15} {value}")
+            for problem in res.problems:
+                self.out(f"  problem: {problem.removeprefix(res.name + ': ')}")
+
+    def trusted(self, result: Any) -> None:
+        if result.nothing_to_do:
+            self.out(f"{result.name}: {result.nothing_to_do}")
+            return
+        for line in result.recorded:
+            self.out(f"{result.name}: trusted {line}")
+        self.out(f"{result.name}: recorded in {result.known_hosts}")
+
+    # ------------------------------------------------------------------ models
+    def models(self, families: list[Any]) -> None:
+        for family in families:
+            variants = ", ".join(f"{v.variant} ({v.size / 1024:.0f} KiB)" for v in family.variants)
+            self.out(f"{family.name:14} {variants}")
+            if family.info.get("description"):
+                self.out(f"{'':14} {family.info['description']}")
+
+    def inspections(self, found: list[Any], as_json: bool = False) -> None:
+        from benchbot.models.inspect import describe
+
+        for item in found:
+            self.out(json.dumps(item.as_json()) if as_json else "\n".join(describe(item.info, item.checks)))
+
+    def converted(self, family: dict[str, Any], out: str) -> None:
+        for variant, entry in family["variants"].items():
+            self.out(f"{variant:8} {entry['size'] / 1024:9.1f} KiB  {Path(out) / entry['file']}")
+        for variant, reason in family["failed"].items():
+            self.out(f"{variant:8} FAILED: {reason}")
+        self.out(f"family {family['name']} (baseline {family['baseline']}, eval set: {family['eval'] or 'none'}) "
+                 f"in {out}; benchmark it with: benchbot run --models {out}")
+
+    # ------------------------------------------------------------------ qemu
+    def doctor(self, result: Any) -> None:
+        for check in result.checks:
+            self.out(f"{'ok' if check.ok else 'MISSING':8} {check.name:24} {check.detail}")
+        if not result.ok:
+            self.out(f"install with: {result.install_hint}")
+
+    def vm_status(self, name: str, status: dict[str, Any]) -> None:
+        if status["running"]:
+            self.out(f"{name}: running, pid {status['pid']}, ssh on 127.0.0.1:{status['port']}, "
+                     f"up {status['uptime']} s")
+        else:
+            self.out(f"{name}: not running")
