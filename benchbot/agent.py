@@ -10,6 +10,7 @@ Usage:
     python3 agent.py hello          # print the device fingerprint as one JSON line
     python3 agent.py run < job.json # run one benchmark cell, stream JSON lines
     python3 agent.py temp           # one temperature reading (for cooldown between cells)
+    python3 agent.py probe [FOLDER] # disk free at FOLDER (or its nearest existing parent) and memory
 
 Every line on stdout is one JSON object with an "event" key:
     hello      the device fingerprint (once per process)
@@ -270,6 +271,29 @@ def _meminfo(key):
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
     return None
+
+
+def probe(folder="~"):
+    """What `benchbot devices check` shows beside the fingerprint: free disk where benchbot keeps its files
+    (the nearest existing parent of `folder`, which need not exist yet) and memory; None when unknown."""
+    path = os.path.abspath(os.path.expanduser(folder or "~"))
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        disk = shutil.disk_usage(path).free
+    except OSError:
+        disk = None
+    total, available = _meminfo("MemTotal"), _meminfo("MemAvailable")
+    if total is None:  # no /proc (not Linux): psutil knows, where it is installed
+        try:
+            import psutil
+
+            memory = psutil.virtual_memory()
+            total, available = memory.total, memory.available
+        except Exception:
+            pass
+    return {"arch": platform.machine(), "os": _os_name(), "python": platform.python_version(), "folder": path,
+            "disk_free_bytes": disk, "mem_total_bytes": total, "mem_available_bytes": available}
 
 
 # --------------------------------------------------------------------------- telemetry
@@ -1520,8 +1544,11 @@ def main(argv=None):
                 temps[zone["type"]] = value / 1000.0
         emit("temp", temps_c=temps or None, vc_temp_c=read_vc_temp())
         return 0
+    if command == "probe":
+        emit("probe", protocol=PROTOCOL, **probe(argv[1] if len(argv) > 1 else "~"))
+        return 0
     if command != "run":
-        sys.stderr.write("usage: agent.py hello|temp|run < job.json\n")
+        sys.stderr.write("usage: agent.py hello|temp|probe [FOLDER]|run < job.json\n")
         return 2
     try:
         job = json.loads(sys.stdin.read())

@@ -22,7 +22,7 @@ from benchbot.errors import BenchbotError, HostKeyChanged
 from benchbot.models.catalog import sha256_file
 from benchbot.profiles import Profile, load_profile, location
 from benchbot.profiles import load_devices as load_profiles
-from benchbot.session import agent_hello, device_python, push_agent
+from benchbot.session import DeviceSession, agent_hello, device_python, device_workdir, push_agent
 from benchbot.transport import Transport, TransportError, for_profile
 
 Echo = Callable[[str], Any]
@@ -56,29 +56,6 @@ def _gib(value: int | None) -> str:
     return "unknown" if value is None else f"{value / 2**30:.1f} GiB"
 
 
-def _local_probe(workdir: str) -> dict[str, Any]:
-    """What SSHTransport.probe() reports, for this machine."""
-    import shutil
-
-    path = Path(workdir).expanduser()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    try:
-        disk: int | None = shutil.disk_usage(path).free
-    except OSError:
-        disk = None
-    mem: dict[str, int] = {}
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("MemTotal", "MemAvailable") and rest.split():
-                mem[key] = int(rest.split()[0]) * 1024
-    except OSError:
-        pass
-    return {"disk_free_bytes": disk, "mem_total_bytes": mem.get("MemTotal"),
-            "mem_available_bytes": mem.get("MemAvailable")}
-
-
 def check_device(profile: Profile) -> CheckResult:
     """Connect, run the agent's `hello` and probe disk and memory; never raises for device problems."""
     result = CheckResult(profile.name, ok=False)
@@ -88,18 +65,11 @@ def check_device(profile: Profile) -> CheckResult:
     except Exception as exc:  # noqa: BLE001 - TransportError, or a transport that cannot be loaded here
         result.problems.append(str(exc) if isinstance(exc, TransportError) else f"{type(exc).__name__}: {exc}")
         return result
+    session = DeviceSession(profile, transport)
     try:
-        transport.open()
-        python = device_python(profile, transport)
-        fp, why = _hello(profile, transport, python)
-        # SSH devices answer probe(); the QEMU transport wraps an SSHTransport; local is read here.
-        probe_fn = getattr(transport, "probe", None) or getattr(getattr(transport, "ssh", None), "probe", None)
-        if callable(probe_fn):
-            probe = probe_fn()
-        elif profile.transport == "local":
-            probe = _local_probe(transport.expand_user(profile.workdir))
-        else:
-            probe = {}
+        session.open()
+        fp, why = session.prepare()
+        probe = session.probe() if fp is not None else {}  # the agent reads disk and memory on the device
     except TransportError as exc:
         result.problems.append(str(exc))
         return result
@@ -107,10 +77,8 @@ def check_device(profile: Profile) -> CheckResult:
         result.problems.append(f"{type(exc).__name__}: {exc}")
         return result
     finally:
-        try:
-            transport.close()
-        except Exception:  # noqa: BLE001
-            pass
+        session.close()
+    python = session.python
     if fp is None:
         result.facts.append(("python", f"{python}: NOT USABLE"))
         result.problems.append(f"{why}; install it with: benchbot devices setup {profile.name}")
@@ -355,11 +323,6 @@ def venv_folder(profile: Profile, transport: Transport) -> str:
     return transport.expand_user(str(path.parent.parent))
 
 
-def _workdir(profile: Profile, transport: Transport) -> str:
-    remote = getattr(transport, "remote_workdir", None)
-    return remote if isinstance(remote, str) else transport.expand_user(profile.workdir)
-
-
 def setup_device(profile: Profile, requirements: list[str], offline: bool, base_python: str, echo: Echo,
                  cache_root: Path | None = None) -> dict[str, Any]:
     """Create the venv on the device and install numpy, the runtime and psutil; return the new fingerprint."""
@@ -390,7 +353,7 @@ def setup_device(profile: Profile, requirements: list[str], offline: bool, base_
 
         pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
         if offline:
-            wheel_dir = f"{_workdir(profile, transport)}/wheels/cp{str(facts['version']).replace('.', '')}"
+            wheel_dir = f"{device_workdir(profile, transport)}/wheels/cp{str(facts['version']).replace('.', '')}"
             sent = transport.bytes_sent
             pairs: list[str] = []
             for wheel in wheels:

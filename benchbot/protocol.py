@@ -19,7 +19,7 @@ from benchbot.errors import BenchbotError
 PROTOCOL = 2
 
 #: Events the agent prints, one JSON object per line, each with an "event" key.
-EVENTS = ("hello", "cell_start", "init", "samples", "telemetry", "accuracy", "cell_end", "error", "temp")
+EVENTS = ("hello", "cell_start", "init", "samples", "telemetry", "accuracy", "cell_end", "error", "temp", "probe")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,10 @@ def first_event(lines: list[str], kind: str) -> dict[str, Any] | None:
 
 
 def check_hello(hello: dict[str, Any], where: str) -> None:
-    """Refuse an agent that speaks another protocol: its events would be misread."""
+    """Refuse an agent that speaks another protocol: its events would be misread.
+
+    Every answer that stands alone (`hello`, `probe`) carries the protocol, so each is checked the same way.
+    """
     found = hello.get("protocol")
     if found != PROTOCOL:
         raise ProtocolError(f"{where}: the agent speaks protocol {found}, this benchbot speaks {PROTOCOL}; "

@@ -230,12 +230,15 @@ class DeviceSession:
 
     def probe(self) -> dict[str, Any]:
         """Disk and memory as the agent reads them on the device (its `probe` command); {} if it cannot tell."""
-        workdir = _workdir(self.profile, self.transport)
+        workdir = device_workdir(self.profile, self.transport)
         lines: list[str] = []
         self.transport.run([self.python, self.agent, "probe", workdir], b"", lines.append,
                            deadline_s=60 * min(max(self.profile.time_scale, 1.0), 10.0))
         event = protocol.first_event(lines, "probe")
-        return {k: v for k, v in event.items() if k != "event"} if event else {}
+        if event is None:
+            return {}
+        protocol.check_hello(event, self.profile.name)
+        return {k: v for k, v in event.items() if k not in ("event", "protocol")}
 
     def temperature(self) -> float | None:
         """The hottest sensor now (the agent's `temp` command), or None without sensors."""
@@ -322,12 +325,7 @@ class DeviceSession:
             pass
 
 
-def _workdir(profile: Profile, transport: Transport) -> str:
-    """The device's work folder as the transport resolves it (SSH: ~ through SFTP)."""
+def device_workdir(profile: Profile, transport: Transport) -> str:
+    """The device's work folder as the transport resolves it (SSH: ~ through SFTP, once)."""
     remote = getattr(transport, "remote_workdir", None)
-    if isinstance(remote, str):
-        return remote
-    try:
-        return transport.expand_user(profile.workdir)
-    except Exception:  # noqa: BLE001 - the probe falls back to the folder as written
-        return profile.workdir
+    return remote if isinstance(remote, str) else transport.expand_user(profile.workdir)

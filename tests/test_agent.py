@@ -45,6 +45,18 @@ def test_hello_reports_the_device() -> None:
     assert fp["vcgencmd"] == (shutil.which("vcgencmd") is not None)
 
 
+def test_probe_reads_disk_and_memory_where_benchbot_keeps_its_files(tmp_path: Path) -> None:
+    """`devices check` asks the agent (not a shell script): free disk at the work folder's nearest parent."""
+    (probe,) = run_agent(["probe", str(tmp_path / "not" / "yet")])
+    assert probe["event"] == "probe" and probe["protocol"] == agent.PROTOCOL
+    assert probe["folder"] == str(tmp_path)
+    assert abs(probe["disk_free_bytes"] - shutil.disk_usage(tmp_path).free) < 2**30
+    assert 0 < probe["mem_available_bytes"] <= probe["mem_total_bytes"]
+    assert probe["arch"] == os.uname().machine and probe["python"] == sys.version.split()[0]
+    (old,) = run_agent(["probe"], python=tflite214_python() or sys.executable)  # Python 3.8-era interpreters too
+    assert old["disk_free_bytes"] > 0
+
+
 def test_a_file_that_is_not_a_model_is_one_sentence(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x00" * 64)

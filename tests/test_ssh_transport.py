@@ -290,7 +290,15 @@ def test_several_devices_at_once(sshd_server, tmp_path: Path) -> None:
 
 
 def test_probe_reports_device_facts(transport: SSHTransport) -> None:
-    facts = transport.probe()
+    """The agent's `probe`, pushed and run over SSH as `benchbot devices check` does."""
+    from benchbot.profiles import profile_from_dict
+    from benchbot.session import DeviceSession
+
+    profile = profile_from_dict({"device": {"python": sys.executable}, "bench": {}}, "sshd")
+    session = DeviceSession(profile, transport)
+    fingerprint, why = session.prepare()
+    assert fingerprint is not None, why
+    facts = session.probe()
     assert facts["arch"] == platform.machine()
     assert facts["python"]  # python3 on the test machine
     assert facts["disk_free_bytes"] > 0
