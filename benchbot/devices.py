@@ -19,10 +19,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from benchbot.errors import BenchbotError, HostKeyChanged
+from benchbot.locks import device_workdir
 from benchbot.models.catalog import sha256_file
 from benchbot.profiles import Profile, load_profile, location
 from benchbot.profiles import load_devices as load_profiles
-from benchbot.session import DeviceSession, agent_hello, device_python, device_workdir, push_agent
+from benchbot.session import DeviceSession, agent_hello, device_python, push_agent
 from benchbot.transport import Transport, TransportError, for_profile
 
 Echo = Callable[[str], Any]

@@ -24,6 +24,7 @@ from benchbot.progress import Progress
 from benchbot.session import CellOutcome, DeviceSession, deadline_override, runtime_problem
 from benchbot.store import RunWriter
 from benchbot.transport import Transport, TransportError, for_profile
+from benchbot.transport.base import DeviceFull
 
 __all__ = ["CellOutcome", "RunOutcome", "Runner", "run_status"]
 
@@ -200,18 +201,26 @@ class Runner:
         self.writer.log("device", device=name, fingerprint=fingerprint)
         cooldown = self.cooldown_policy(profile)
         idle = session.temperature() if cooldown.enabled else None
-        pushed: dict[str, tuple[str, str | None]] = {}
+        pushed: dict[str, tuple[str, str | None] | str] = {}  # cell key -> remote paths, or why they are not there
         loops: dict[str, list[np.ndarray]] = {}
         for index, unit in enumerate(units):
             if self.stop.is_set():
                 return
+            if unit.cell.key not in pushed:
+                self.progress.update(name, state="pushing", cell=unit.label(), runs=0, seconds=0.0)
+                try:
+                    pushed[unit.cell.key] = session.push_cell(unit.cell)
+                except DeviceFull as exc:  # the device works: the cells whose files fit still run
+                    pushed[unit.cell.key] = (f"{exc}; {unit.cell.model}/{unit.cell.variant} is not measured "
+                                             "(free space on the device, or use smaller variants)")
+            files = pushed[unit.cell.key]
+            if isinstance(files, str):
+                self._fail_all([unit], files)
+                continue
             if index and idle is not None:
                 cooldown.wait(session.temperature, idle, self.stop,
                               on_reading=lambda t: self.progress.update(name, state="cooling", temp_c=t))
-            if unit.cell.key not in pushed:
-                self.progress.update(name, state="pushing", cell=unit.label(), runs=0, seconds=0.0)
-                pushed[unit.cell.key] = session.push_cell(unit.cell)
-            model, eval_remote = pushed[unit.cell.key]
+            model, eval_remote = files
             outcome, device_lost = session.run_repetition(
                 self.plan.settings, unit, model, eval_remote, self.writer.cell_writer(unit), self.progress,
                 loops.setdefault(unit.cell.key, []), inputs=self.plan.meta.get("inputs"),

@@ -19,6 +19,7 @@ import numpy as np
 from benchbot import agent as agent_module
 from benchbot import model_inputs, protocol
 from benchbot.errors import BenchbotError
+from benchbot.locks import device_workdir
 from benchbot.models.catalog import sha256_file
 from benchbot.plan import Cell, Settings, Unit
 from benchbot.profiles import Profile
@@ -324,8 +325,3 @@ class DeviceSession:
         except Exception:  # noqa: BLE001
             pass
 
-
-def device_workdir(profile: Profile, transport: Transport) -> str:
-    """The device's work folder as the transport resolves it (SSH: ~ through SFTP, once)."""
-    remote = getattr(transport, "remote_workdir", None)
-    return remote if isinstance(remote, str) else transport.expand_user(profile.workdir)

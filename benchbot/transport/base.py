@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchbot.errors import TransportError
+from benchbot.errors import DeviceFull, TransportError
 
-__all__ = ["CommandResult", "Transport", "TransportError"]
+__all__ = ["CommandResult", "DeviceFull", "Transport", "TransportError", "human_bytes"]
 
 
 @dataclass
@@ -31,6 +31,16 @@ class CommandResult:
     """True when the deadline passed and the command was killed."""
     interrupted: bool = False
     """True when the host asked the command to stop (Ctrl-C, shutdown)."""
+
+
+def human_bytes(n: int | None) -> str:
+    """1.9 MB, 581 kB: sizes in the units people read on `df -h`, with no false precision."""
+    if n is None:
+        return "an unknown amount"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 class Transport(abc.ABC):

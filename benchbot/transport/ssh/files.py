@@ -13,7 +13,7 @@ from pathlib import Path
 
 import paramiko
 
-from benchbot.transport.base import TransportError
+from benchbot.transport.base import DeviceFull, TransportError, human_bytes
 from benchbot.transport.ssh.commands import RemoteCommands
 from benchbot.transport.ssh.connect import describe
 
@@ -95,7 +95,12 @@ class RemoteFiles(RemoteCommands):
                 exists = False
             if exists and self._remote_sha256(final) == sha256:
                 return final
-            _makedirs(sftp, final.rsplit("/", 1)[0])
+            folder = final.rsplit("/", 1)[0]
+            _makedirs(sftp, folder)
+            needed = _space_needed(local.stat().st_size)
+            free = self._free_bytes(folder)
+            if free is not None and free < needed:
+                raise self._device_full(local, folder, free, needed)
             tmp = f"{final}.part-{secrets.token_hex(6)}"
             try:
                 sent = 0
@@ -105,7 +110,18 @@ class RemoteFiles(RemoteCommands):
                     self.bytes_sent += done - sent
                     sent = done
 
-                sftp.put(str(local), tmp, callback=progress, confirm=True)
+                try:
+                    sftp.put(str(local), tmp, callback=progress, confirm=True)
+                except OSError as e:
+                    # a full disk shows up as "size mismatch in put!" or a bare SFTP "Failure": ask df
+                    try:
+                        sftp.remove(tmp)
+                    except OSError:
+                        pass
+                    free = self._free_bytes(folder)
+                    if free is not None and free < needed:
+                        raise self._device_full(local, folder, free, needed) from e
+                    raise
                 got = self._remote_sha256(tmp)
                 if got != sha256:
                     raise TransportError(
@@ -135,6 +151,18 @@ class RemoteFiles(RemoteCommands):
         except (OSError, EOFError, paramiko.SSHException) as e:
             raise TransportError(f"{self.name}: cannot copy {local.name} to the device: {describe(e)}") from e
 
+    def _free_bytes(self, folder: str) -> int | None:
+        """Bytes an unprivileged writer may still use in `folder` (df's "Available"); None when df cannot say."""
+        script = f"df -Pk {shlex.quote(folder)} 2>/dev/null | awk 'NR==2 {{print $4}}'"
+        rc, out, _err = self._exec(script, timeout=max(self.answer_timeout_s, self.settings.connect_timeout_s))
+        text = out.strip()
+        return int(text) * 1024 if rc == 0 and text.isdigit() else None
+
+    def _device_full(self, local: Path, folder: str, free: int | None, needed: int) -> DeviceFull:
+        return DeviceFull(
+            f"{self.name}: not enough space on the device for {local.name}: {human_bytes(free)} free in {folder}, "
+            f"{human_bytes(needed)} needed", file=local.name, free_bytes=free, needed_bytes=needed)
+
     def _remote_sha256(self, path: str) -> str:
         p = shlex.quote(path)
         script = (
@@ -154,6 +182,11 @@ class RemoteFiles(RemoteCommands):
             raise TransportError(f"{self.name}: cannot compute sha256 of {path} on the device: "
                                  f"{err.strip() or f'exit status {rc}'}")
         return match.group(0)
+
+
+def _space_needed(size: int) -> int:
+    """What a file of `size` bytes takes on a device's disk: whole 4 KiB blocks, plus one for the folder entry."""
+    return -(-size // 4096) * 4096 + 4096
 
 
 def _makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
