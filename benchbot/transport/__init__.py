@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from benchbot.transport.base import CommandResult, Transport, TransportError
+
+if TYPE_CHECKING:
+    from benchbot.transport.ssh import SSHSettings
 
 __all__ = ["CommandResult", "Transport", "TransportError", "for_profile"]
 
@@ -25,9 +30,9 @@ def for_profile(profile: object) -> Transport:
     raise TransportError(f"unknown transport '{kind}'")
 
 
-def ssh_settings(profile: object) -> object:
+def ssh_settings(profile: object) -> SSHSettings:
     """The SSH settings of a profile (its [ssh] table plus the device's work folder)."""
-    from benchbot.transport.ssh import SSHSettings
+    from benchbot.transport.ssh import SSHSettings  # noqa: F811 - at run time, imported only when needed
 
     ssh = profile.ssh  # type: ignore[attr-defined]
     return SSHSettings(

@@ -70,10 +70,8 @@ def fetch_host_key(
     `sock` lets the caller reach the device through a jump host or a ProxyCommand; `prefer` asks for
     one key type first (as SSHClient does when a key of that type is already recorded).
     """
-    own_sock = sock is None
-    if own_sock:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    transport = paramiko.Transport(sock)
+    own_sock = socket.create_connection((host, port), timeout=timeout) if sock is None else None
+    transport = paramiko.Transport(sock if sock is not None else own_sock)
     try:
         if prefer:
             options = transport.get_security_options()
@@ -85,8 +83,8 @@ def fetch_host_key(
         return transport.get_remote_server_key()
     finally:
         transport.close()
-        if own_sock:
-            sock.close()
+        if own_sock is not None:
+            own_sock.close()
 
 
 def load_known_hosts(known_hosts_path: Path | None = None, include_system: bool = True) -> paramiko.HostKeys:

@@ -56,6 +56,7 @@ class Connection:
 
     retry_backoff_s = 0.5
     """First retry delay; doubles each attempt."""
+    bytes_sent: int  # Transport's counter (SSHTransport is also a Transport)
 
     def __init__(self, settings: SSHSettings) -> None:
         self.settings = settings
@@ -152,7 +153,7 @@ class Connection:
         if trust is not None:
             trust.append(self._trust_endpoint(ep, sock_factory, role, replace))
             if role == "device":
-                return None  # type: ignore[return-value] - trust mode does not log in to the device
+                return None  # type: ignore[return-value]  # trust mode does not log in to the device
         return self._connect(ep, sock_factory, role, password=self._password() if role == "device" else None)
 
     def _sock_factory(self, ep: Endpoint, via: paramiko.SSHClient | None) -> Callable[[], object]:
