@@ -32,8 +32,6 @@ class RemoteCommands(Connection):
     kill_grace_s = 1.0
     """Time between SIGTERM and SIGKILL to the remote process group."""
 
-    # ------------------------------------------------------------------ commands
-
     def _exec(self, script: str, timeout: float, reconnect: bool = True) -> tuple[int | None, str, str]:
         """Run a small POSIX sh script and collect its output (for helpers, not for user commands)."""
         if reconnect:

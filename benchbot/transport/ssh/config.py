@@ -63,7 +63,6 @@ class SSHSettings:
         return self.device_name or self.host
 
 
-
 @dataclass
 class Endpoint:
     """One SSH server to connect to, after applying the ssh config."""

@@ -50,7 +50,6 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
-
 class Connection:
     """The connection to one device (and its jump hosts); the state the files, commands and trust parts share."""
 

@@ -32,8 +32,6 @@ class RemoteFiles(RemoteCommands):
     answer_timeout_s = 60.0
     """How long the device may stay silent during a file copy or a checksum before it counts as frozen."""
 
-    # ------------------------------------------------------------------ files
-
     @property
     def remote_workdir(self) -> str:
         """The absolute work folder on the device ("~" resolved once through SFTP)."""

@@ -15,8 +15,6 @@ from benchbot.transport.ssh.connect import Connection, describe
 class Trust(Connection):
     """The trust workflow: the jump hosts are logged in to (their keys recorded first), the device is not."""
 
-    # ------------------------------------------------------------------ trust
-
     def trust(self, replace: bool = False) -> list[str]:
         """Record the host keys of the device (and of its jump hosts) in benchbot's known_hosts.
 
