@@ -66,6 +66,14 @@ def test_no_two_modules_import_each_other() -> None:
     assert set(pairs) <= known, pairs
 
 
+def test_the_api_exports_every_operation_it_lists() -> None:
+    from benchbot import api
+
+    assert set(api.__all__) == {*api._WHERE, "BenchbotError", "PartialRun", "RunFailed", "Settings", "__version__"}
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+
+
 def test_console_renders_into_the_given_environment() -> None:
     """No terminal tricks: streams and width are values; the library call returns data only."""
     import io
