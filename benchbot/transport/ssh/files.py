@@ -110,6 +110,8 @@ class RemoteFiles(RemoteCommands):
 
                 try:
                     sftp.put(str(local), tmp, callback=progress, confirm=True)
+                except TimeoutError:
+                    raise  # a frozen device, not a full one: asking it for df would only wait again
                 except OSError as e:
                     # a full disk shows up as "size mismatch in put!" or a bare SFTP "Failure": ask df
                     try:
