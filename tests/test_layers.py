@@ -104,3 +104,23 @@ def test_run_outcome_errors_carry_the_exit_codes() -> None:
     assert outcome_error(RunOutcome("r", Path("."), [bad])).exit_code == 4  # type: ignore[union-attr]
     interrupted = outcome_error(RunOutcome("r", Path("."), [ok], interrupted=True))
     assert interrupted is not None and "--resume r" in str(interrupted)
+
+
+def test_run_progress_goes_to_the_environment_stderr() -> None:
+    """Plain progress lines (CI logs, pipes) land in the console's stderr, whatever sys.stderr is."""
+    import io
+    from types import SimpleNamespace
+
+    from benchbot.console import Console, Environment, PlainProgress
+    from benchbot.progress import QuietProgress
+
+    err = io.StringIO()
+    console = Console(Environment(stdout=io.StringIO(), stderr=err, stderr_isatty=False))
+    assert isinstance(console.progress(quiet=True), QuietProgress)
+    progress = console.progress()
+    assert isinstance(progress, PlainProgress)
+    progress.add_device("pi", 2)
+    progress.update("pi", state="running", cell="m/fp32 t1")
+    outcome = SimpleNamespace(status="failed", reason="crashed", label=lambda: "m/fp32 t1 rep 1/2")
+    progress.cell_done("pi", outcome)
+    assert err.getvalue().splitlines() == ["[pi] 1/2 m/fp32 t1: running", "[pi] 1/2 m/fp32 t1 rep 1/2: failed: crashed"]

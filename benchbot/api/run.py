@@ -19,7 +19,7 @@ from benchbot.models.catalog import resolve_models
 from benchbot.models.inspect import run_warnings
 from benchbot.plan import Plan, Settings, build_plan, settings_from_json, validate_axes
 from benchbot.profiles import Profile, load_devices, load_profile, qemu_twin
-from benchbot.progress import Progress, make_progress
+from benchbot.progress import Progress
 from benchbot.scheduler import Runner, RunOutcome, run_status
 from benchbot.store import RunWriter, find_run, load_run, results_root
 from benchbot.transport import Transport, for_profile
@@ -105,7 +105,10 @@ def _execute(request: RunRequest, transport_factory: Callable[[Profile], Transpo
         held.enter_context(run_lock(writer.folder))
         todo = plan.units
     own_progress = progress is None
-    progress = progress if progress is not None else make_progress(request.quiet)
+    if progress is None:  # a script that asks for nothing sees what the CLI shows
+        from benchbot.console import Console
+
+        progress = Console().progress(request.quiet)
     runner = Runner(plan, writer, progress, transport_factory)
     try:
         return runner.run(todo)
