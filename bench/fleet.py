@@ -9,6 +9,8 @@ each device runs one small cell twice (`--repetitions 2`, one agent process per 
 
 - peak RSS of the controller (`wait4` ru_maxrss) and its CPU time (user + system) per repetition;
 - peak threads, open TCP connections and file descriptors (psutil, sampled every 50 ms);
+- the device side's CPU per repetition: the sshds' own time plus everything their sessions ran and reaped
+  (sessions, wrappers, agents), i.e. what boards would spend on themselves;
 - time per repetition outside the agents: per device, (its last repetition's end - the run's start -
   the wall time of its own agent processes) / its repetitions, as median and max over devices. The
   device's `python` is a bash wrapper that stamps each agent process's start and end ($EPOCHREALTIME,
@@ -180,11 +182,16 @@ def measure(size: int, model: Path, tmp: Path, agents: str = "real") -> dict[str
             setup.append(max(0.0, ready[device] - start - spent["hello"]))
             outside.append(max(0.0, end - ready[device] - spent["run"]) / reps[device])
         cpu = usage.ru_utime + usage.ru_stime
+        device_cpu = 0.0  # sshd, its sessions and everything they ran (agents), reaped into the listener's times
+        for server in servers:
+            t = psutil.Process(server.proc.pid).cpu_times()
+            device_cpu += t.user + t.system + t.children_user + t.children_system
         total_reps = sum(reps.values())
         return {"agents": agents, "devices": size, "servers": len(servers), "repetitions": total_reps, "wall_s": round(wall, 1),
                 "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "peak_threads": peak["threads"],
                 "peak_tcp": peak["tcp"], "peak_fds": peak["fds"],
                 "cpu_s_per_rep": round(cpu / total_reps, 3),
+                "device_cpu_s_per_rep": round(device_cpu / total_reps, 3),
                 "outside_s_per_rep_median": round(statistics.median(outside), 3),
                 "outside_s_per_rep_max": round(max(outside), 3),
                 "setup_s_per_device_median": round(statistics.median(setup), 3),
@@ -215,10 +222,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 common.log(f"fleet: {rows[-1]}")
     table = common.md_table(
         ["agents", "devices", "sshds", "repetitions", "run wall s", "peak RSS MiB", "peak threads", "peak TCP conns",
-         "peak fds", "controller CPU s / rep", "outside agents s / rep (median, max)",
+         "peak fds", "controller CPU s / rep", "device side CPU s / rep", "outside agents s / rep (median, max)",
          "device setup s (median, max)"],
         [[r["agents"], r["devices"], r["servers"], r["repetitions"], r["wall_s"], r["peak_rss_mib"], r["peak_threads"],
-          r["peak_tcp"], r["peak_fds"], r["cpu_s_per_rep"],
+          r["peak_tcp"], r["peak_fds"], r["cpu_s_per_rep"], r["device_cpu_s_per_rep"],
           f"{r['outside_s_per_rep_median']:.3f}, {r['outside_s_per_rep_max']:.3f}",
           f"{r['setup_s_per_device_median']:.2f}, {r['setup_s_per_device_max']:.2f}"] for r in rows])
     markdown = "\n".join([
