@@ -155,23 +155,34 @@ def test_held_place_fails_only_its_device_and_a_failed_device_releases(farm: Far
         farm.lab.client("release", place="p3", user="alice")
 
 
-def test_sigint_releases_the_place(farm: Farm, family: str) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_releases_the_place_and_cancels_the_wait(farm: Farm, family: str, sig: signal.Signals) -> None:
+    """Ctrl-C (or SIGTERM) mid-cell releases the acquired place; a device still waiting for alice's place drops
+    its reservation and leaves her place alone."""
     farm.device("pi-slow", place="p1")
-    slow = [a if a != "5" else "60" for a in FAST]  # max-seconds 60
+    farm.device("jet-wait", place="p3", wait_s=120)
+    farm.lab.client("acquire", place="p3", user="alice")
+    slow = list(FAST)
     slow[slow.index("--min-seconds") + 1] = "60"
-    proc = subprocess.Popen(BENCHBOT + ["run", "--devices", "pi-slow", "--models", family, "--variants", "fp32",
-                                        *slow], env=farm.env, cwd=REPO, stdout=subprocess.PIPE,
+    slow[slow.index("--max-seconds") + 1] = "60"
+    results = farm.tmp / "results"
+    before = set(results.glob("*/cells/pi-slow--*/rep1/*/samples.csv"))
+    proc = subprocess.Popen(BENCHBOT + ["run", "--devices", "pi-slow,jet-wait", "--models", family, "--variants",
+                                        "fp32", *slow], env=farm.env, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         end = time.monotonic() + 60
-        while time.monotonic() < end and not list((farm.tmp / "results").glob("*/cells/pi-slow--*/rep1/*/samples.csv")):
+        while time.monotonic() < end and not set(results.glob("*/cells/pi-slow--*/rep1/*/samples.csv")) - before:
             time.sleep(0.1)
         assert farm.lab.holder("p1") is not None, "the place was not acquired"
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        assert "waiting" in farm.lab.client("reservations").stdout  # jet-wait's reservation, queued behind alice
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2 and "interrupted" in err and "Traceback" not in err, err
+        assert farm.lab.holder("p1") is None, f"the place was not released after {sig.name}"
+        assert farm.lab.holder("p3").endswith("/alice")
+        assert "Reservation" not in farm.lab.client("reservations").stdout, "a reservation was left behind"
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 2 and "interrupted" in err and "Traceback" not in err, err
-    assert farm.lab.holder("p1") is None, "the place was not released after SIGINT"
+        farm.lab.client("release", place="p3", user="alice")
