@@ -331,11 +331,14 @@ class LabgridTransport(Transport):
 
     def _make_ssh(self, address: str, port: int, username: str) -> Any:
         from benchbot.transport import ssh_settings
-        from benchbot.transport.ssh import SSHTransport
+        from benchbot.transport.ssh import SSHSettings, SSHTransport
 
         base = ssh_settings(self.profile)
-        settings = replace(base, host=address, port=port, user=self.profile.ssh.user or username or None)  # type: ignore[type-var]
-        return (self._ssh_factory or SSHTransport)(settings)
+        assert isinstance(base, SSHSettings)
+        # the place gives where the board is; the profile's [ssh] table how to log in (its user wins if set)
+        settings = replace(base, host=address, port=port, user=self.profile.ssh.user or username or None)
+        factory: Callable[[SSHSettings], Any] = self._ssh_factory or SSHTransport
+        return factory(settings)
 
     def record(self) -> dict[str, Any]:
         """The place, its tags and exporter, for the run's device record."""
