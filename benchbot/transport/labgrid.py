@@ -50,6 +50,7 @@ class Lease:
     """A place benchbot acquired (or found acquired by its own identity, which it then never releases)."""
 
     coordinator: str
+    device: str
     place: str
     token: str | None
     tags: dict[str, str]
@@ -188,6 +189,9 @@ class Hub:
             view = self.call(self._place_view(place))
             if view is None:
                 raise TransportError(f"{device}: {what} does not exist on the coordinator at {self.address}")
+            if place in self.leases:
+                raise TransportError(f"{device}: {what} is already acquired for device "
+                                     f"{self.leases[place].device} of this run")
             if view["acquired"] == self.identity and place not in self.leases:
                 # acquired by this user outside benchbot: use it as it is, and leave it acquired
                 return self._lease(device, place, None, view["tags"], ours=False)
@@ -235,7 +239,7 @@ class Hub:
             raise TransportError(f"{device}: labgrid place '{name}' has no NetworkService resource (the board's "
                                  "address, port and user for SSH)")
         exporter, group, resource, params = services[0]
-        lease = Lease(self.address, name, token, tags, exporter, f"{exporter}/{group}/NetworkService/{resource}",
+        lease = Lease(self.address, device, name, token, tags, exporter, f"{exporter}/{group}/NetworkService/{resource}",
                       str(params.get("address", "")), int(params.get("port") or 22),
                       str(params.get("username") or ""), ours=ours)
         if ours:
