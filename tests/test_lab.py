@@ -119,6 +119,7 @@ def test_two_places_by_tags_trusted_run_and_released(farm: Farm, family: str) ->
 
     done = farm.cli(["run", "--devices", "pi-a,pi-b", "--models", family, "--variants", "fp32", *FAST])
     assert done.returncode == 0, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # the summary line; no gRPC or labgrid chatter
     run = farm.load()
     assert run.complete and {d["transport"] for d in run.manifest["devices"].values()} == {"labgrid"}
     records = device_records(run)
