@@ -9,7 +9,9 @@ threads, repetitions, telemetry) comes from the base profile.
 Host variables used:
   ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file, ansible_python_interpreter
   (and the older ansible_ssh_host / ansible_ssh_port / ansible_ssh_user), and benchbot_workdir for the
-  device's work folder (several inventory hosts may be one machine).
+  device's work folder (several inventory hosts may be one machine). ansible_password / ansible_ssh_pass
+  are never used: benchbot takes a password only from the environment variable named in the base
+  profile's ssh.password_env.
 """
 
 from __future__ import annotations

@@ -202,6 +202,7 @@ class Hub:
         request = pb.CreateReservationRequest(filters={"main": pb.Reservation.Filter(filter=wanted)}, prio=0)
         token = self.call(self._rpc("CreateReservation", request)).reservation.token
         begin = time.monotonic()
+        acquired = ""  # set once AcquirePlace succeeded: from then on a failure must release it
         try:
             while True:
                 pb_res = self.call(self._rpc("PollReservation", pb.PollReservationRequest(token=token))).reservation
@@ -210,6 +211,7 @@ class Hub:
                 if state in ("allocated", "acquired") and res.allocations.get("main"):
                     name = res.allocations["main"][0]
                     self.call(self._rpc("AcquirePlace", pb.AcquirePlaceRequest(placename=name)))
+                    acquired = name
                     self.call(self._sync())
                     view = self.call(self._place_view(name))
                     with self.lock:
@@ -224,10 +226,15 @@ class Hub:
                                          f"{wait_s:g} s (raise [labgrid] wait_s to wait longer)")
                 cancelled.wait(POLL_S)
         except BaseException:
-            self._cancel_reservation(token)
-            lease_now = self.leases.get(place) if place else None
+            lease_now = self.leases.get(acquired) if acquired else None
             if lease_now is not None and lease_now.token == token:  # acquired just before the failure
                 self.release(lease_now)
+            elif acquired and acquired not in self.leases:
+                try:  # labgrid keeps a place acquired after its client goes: never leave one behind
+                    self._release_place(acquired)
+                except TransportError:
+                    pass
+            self._cancel_reservation(token)
             raise
 
     def _lease(self, device: str, name: str, token: str | None, tags: dict[str, str], ours: bool) -> Lease:
