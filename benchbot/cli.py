@@ -109,13 +109,21 @@ def main() -> None:
 @click.option("--input-shape", "input_shapes", default=None, metavar="NAME=1x128[,...]",
               help="Shape of inputs with a dynamic (-1) dimension.")
 @click.option("--signature", default=None, help="Run this signature of the model [default: the first].")
+@click.option("--inventory", default=None, metavar="FILE",
+              help="Ansible inventory (needs ansible-core): --devices names its groups or hosts [default: all].")
+@click.option("--profile", "base_profile", default=None, metavar="NAME",
+              help="With --inventory: the device profile every host starts from (runtime, threads, ...).")
+@click.option("--max-parallel", type=int, default=None, metavar="N",
+              help="At most N devices at once [default: all, up to 128].")
+@click.option("--progress", "progress_detail", type=click.Choice(["auto", "devices", "cells"]), default="auto",
+              show_default=True, help="One line per device, or per repetition; auto: per device above 8 devices.")
 @results_option
 @friendly
 def run(**opts: Any) -> None:
     """Benchmark models on devices and store every sample under results/."""
     console = _console()
     request = api.RunRequest(
-        devices=_csv(opts["devices"]) or ["local"],
+        devices=_csv(opts["devices"]) or ([] if opts["inventory"] else ["local"]),
         models=_csv(opts["models"]),
         variants=_csv(opts["variants"]),
         threads=_csv(opts["threads"], int, "--threads"),
@@ -129,15 +137,15 @@ def run(**opts: Any) -> None:
         results=opts["results"], quiet=opts["quiet"], argv=sys.argv[1:],
         input_ranges=opts["input_ranges"], input_data=opts["input_data"], input_shapes=opts["input_shapes"],
         signature=opts["signature"],
+        inventory=opts["inventory"], base_profile=opts["base_profile"], max_parallel=opts["max_parallel"],
+        progress=opts["progress_detail"],
     )
-    progress = console.progress(request.quiet)
     try:
         with api.sigterm_as_ctrl_c():  # `kill`, `timeout` and service managers stop a run as Ctrl-C does
-            outcome = api.execute(request, progress=progress, warn=console.warning)
+            outcome = api.execute(request, progress=console.run_progress(request.quiet, request.progress),
+                                  warn=console.warning)
     except KeyboardInterrupt:  # before the cells started (or a second Ctrl-C while stopping)
         raise api.interrupted_error() from None
-    finally:
-        progress.close()
     console.run_outcome(outcome)
     problem = api.outcome_error(outcome)
     if problem is not None:
@@ -221,9 +229,15 @@ def devices() -> None:
 
 
 @devices.command("list")
+@click.option("--inventory", default=None, metavar="FILE", help="List the hosts of this Ansible inventory instead.")
+@click.option("--devices", "names", default=None, help="With --inventory: only these groups or hosts.")
+@click.option("--profile", "base_profile", default=None, metavar="NAME", help="With --inventory: the base profile.")
 @friendly
-def devices_list() -> None:
-    """Profiles found, and where each device points."""
+def devices_list(inventory: str | None, names: str | None, base_profile: str | None) -> None:
+    """Profiles found, and where each device points (or what an Ansible inventory resolves to)."""
+    if inventory:
+        _console().inventory(api.inventory_devices(inventory, _csv(names), base_profile), inventory, base_profile)
+        return
     _console().devices(api.list_devices())
 
 

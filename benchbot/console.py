@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -160,6 +161,17 @@ class Console:
             return RichProgress(None if self.env.stderr is sys.stderr else self.env.stderr)
         return PlainProgress(self.env.stderr)
 
+    def run_progress(self, quiet: bool = False, detail: str = "auto") -> Callable[[int], Progress]:
+        """The display of a run of N devices: one line per device for a fleet (--progress), else `progress()`."""
+        from benchbot import fleet
+
+        def make(devices: int) -> Progress:
+            if not quiet and fleet.compact(devices, detail):
+                return fleet.DeviceLines(self.env.stderr)
+            return self.progress(quiet)
+
+        return make
+
     # ------------------------------------------------------------------ run
     def run_outcome(self, outcome: Any) -> None:
         """The one-line summary of a run and each failed repetition (stderr: stdout stays for data)."""
@@ -242,13 +254,25 @@ class Console:
             for problem in res.problems:
                 self.out(f"  problem: {problem.removeprefix(res.name + ': ')}")
 
-    def trusted(self, result: Any) -> None:
-        if result.nothing_to_do:
-            self.out(f"{result.name}: {result.nothing_to_do}")
-            return
-        for line in result.recorded:
-            self.out(f"{result.name}: trusted {line}")
-        self.out(f"{result.name}: recorded in {result.known_hosts}")
+    def trusted(self, results: list[Any]) -> None:
+        for result in results:
+            if result.nothing_to_do:
+                self.out(f"{result.name}: {result.nothing_to_do}")
+                continue
+            if result.place:
+                self.out(f"{result.name}: labgrid place {result.place}")
+            for line in result.recorded:
+                self.out(f"{result.name}: trusted {line}")
+            self.out(f"{result.name}: recorded in {result.known_hosts}")
+
+    def inventory(self, profiles: list[Any], inventory: str, base_profile: str | None) -> None:
+        """What an Ansible inventory resolves to, one device a line."""
+        from benchbot.profiles import location
+
+        for profile in profiles:
+            key = f"  key {profile.ssh.key}" if profile.ssh.key else ""
+            self.out(f"{profile.name:14} {location(profile):40} python {profile.python or 'python3'}  "
+                     f"workdir {profile.workdir}{key}  (from {inventory}, profile {base_profile or 'defaults'})")
 
     # ------------------------------------------------------------------ models
     def models(self, families: list[Any]) -> None:

@@ -131,26 +131,39 @@ def check_devices(names: list[str]) -> list[CheckResult]:
 
 @dataclass
 class TrustResult:
-    """What `devices trust` did: the keys recorded ("host FINGERPRINT") and where, or why nothing was needed."""
+    """What `devices trust` did for one device (or one labgrid place of it): the keys recorded
+    ("host FINGERPRINT") and where, or why nothing was needed."""
 
     name: str
     recorded: list[str] = field(default_factory=list)
     known_hosts: Path | None = None
     nothing_to_do: str = ""
+    place: str = ""
 
 
-def trust_device(name: str, replace: bool = False) -> TrustResult:
-    """Record the host key(s) of an SSH device (and its jump hosts) in benchbot's known_hosts."""
+def trust_device(name: str, replace: bool = False) -> list[TrustResult]:
+    """Record the host key(s) of an SSH device (and its jump hosts) in benchbot's known_hosts.
+
+    A labgrid device gives one result per place it may be given (without acquiring any).
+    """
     profile = load_profile(name)
     if profile.transport == "local":
-        return TrustResult(profile.name, nothing_to_do="this machine is reached without SSH; there is nothing to trust")
-    if profile.transport != "ssh":
-        return TrustResult(profile.name, nothing_to_do=f"a {profile.transport} device brings its own host key; "
-                                                       "there is nothing to trust")
-    from benchbot.transport import ssh_settings
-    from benchbot.transport.ssh import SSHTransport
+        return [TrustResult(profile.name, nothing_to_do="this machine is reached without SSH; there is nothing to "
+                                                        "trust")]
+    if profile.transport == "labgrid":  # every board the place (or tags) may give, without acquiring
+        from benchbot.transport.labgrid import trust_targets
 
-    transport = SSHTransport(ssh_settings(profile))  # type: ignore[arg-type]
+        return [_trust(profile, transport, replace, place) for place, transport in trust_targets(profile)]
+    if profile.transport != "ssh":
+        return [TrustResult(profile.name, nothing_to_do=f"a {profile.transport} device brings its own host key; "
+                                                        "there is nothing to trust")]
+    from benchbot.transport.ssh import SSHTransport
+    from benchbot.transport.ssh.config import ssh_settings
+
+    return [_trust(profile, SSHTransport(ssh_settings(profile)), replace)]
+
+
+def _trust(profile: Profile, transport: Any, replace: bool, place: str = "") -> TrustResult:
     try:
         recorded = transport.trust(replace=replace)
     except HostKeyChanged as exc:
@@ -160,7 +173,7 @@ def trust_device(name: str, replace: bool = False) -> TrustResult:
                              f"{profile.name} --replace", replaceable=True) from None
     finally:
         transport.close()
-    return TrustResult(profile.name, recorded, transport.known_hosts)
+    return TrustResult(profile.name, recorded, transport.known_hosts, place=place)
 
 
 # ---------------------------------------------------------------------------------------------- setup

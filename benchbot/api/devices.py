@@ -10,8 +10,8 @@ from benchbot.devices import CheckResult, TrustResult, check_devices, setup_devi
 from benchbot.errors import BenchbotError
 from benchbot.profiles import Profile
 
-__all__ = ["CheckResult", "DeviceEntry", "TrustResult", "check_devices", "list_devices", "setup_devices",
-           "trust_device"]
+__all__ = ["CheckResult", "DeviceEntry", "TrustResult", "check_devices", "check_error", "inventory_devices",
+           "list_devices", "setup_devices", "setup_error", "trust_device"]
 
 
 @dataclass
@@ -38,6 +38,14 @@ def list_devices() -> list[DeviceEntry]:
             continue
         entries.append(DeviceEntry(name, path, profile, location(profile)))
     return entries
+
+
+def inventory_devices(inventory: str, names: list[str] | None = None, base_profile: str | None = None
+                      ) -> list[Profile]:
+    """The devices an Ansible inventory resolves to (its hosts, or only the groups/hosts named)."""
+    from benchbot.inventory import inventory_devices as resolve
+
+    return resolve(inventory, names, base_profile)
 
 
 def setup_error(failed: dict[str, str], names: list[str]) -> BenchbotError | None:

@@ -6,6 +6,7 @@ Returns a RunOutcome and raises BenchbotErrors; printing is the caller's (benchb
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,9 +26,11 @@ from benchbot.store import RunWriter, find_run, load_run, results_root
 from benchbot.transport import Transport, for_profile
 
 __all__ = ["RunOutcome", "RunRequest", "execute", "interrupted_error", "load_devices", "outcome_error", "qemu_twin",
-           "run_status", "sigterm_as_ctrl_c"]
+           "request_devices", "run_status", "sigterm_as_ctrl_c"]
 
 Warn = Callable[[str], None]
+#: Makes the live display of a run for this many devices (benchbot.console.Console.run_progress).
+ProgressFactory = Callable[[int], Progress]
 
 
 @dataclass
@@ -58,6 +61,33 @@ class RunRequest:
     input_data: str | None = None
     input_shapes: str | None = None
     signature: str | None = None
+    # a fleet (benchbot.fleet, benchbot.inventory): --inventory FILE with --profile BASE, --max-parallel, --progress
+    inventory: str | None = None
+    base_profile: str | None = None
+    max_parallel: int | None = None
+    progress: str = "auto"
+
+
+def request_devices(request: RunRequest) -> list[Profile]:
+    """The devices of a request: inventory hosts (--inventory) or profile names."""
+    if not request.inventory:
+        profiles = load_devices(request.devices, request.rehearse)
+        if any(p.transport == "labgrid" for p in profiles):
+            import importlib.util
+
+            try:
+                present = importlib.util.find_spec("labgrid") is not None
+            except (ImportError, ValueError):  # ValueError: set to None in sys.modules (blocked)
+                present = False
+            if not present:  # one sentence before anything starts
+                from benchbot.transport.labgrid import INSTALL_HINT
+
+                raise BenchbotError(INSTALL_HINT)
+        return profiles
+    from benchbot.inventory import inventory_devices
+
+    profiles = inventory_devices(request.inventory, request.devices, request.base_profile)
+    return [qemu_twin(p) for p in profiles] if request.rehearse else profiles
 
 
 def _warn(text: str) -> None:
@@ -66,18 +96,19 @@ def _warn(text: str) -> None:
 
 
 def execute(request: RunRequest, transport_factory: Callable[[Profile], Transport] = for_profile,
-            progress: Progress | None = None, warn: Warn | None = None) -> RunOutcome:
+            progress: ProgressFactory | None = None, warn: Warn | None = None) -> RunOutcome:
     """Plan (or resume) a run, execute it, and return what happened to each cell.
 
-    progress: where the live state goes (default: a terminal display, none with request.quiet);
-    warn: called with each warning before the run starts (runtimes known too old for a model).
+    progress: makes the display of the live state from the device count, closed when the run ends
+    (default: what the CLI shows; request.quiet shows nothing); warn: called with each warning
+    before the run starts (runtimes known too old for a model).
     """
     with contextlib.ExitStack() as held:  # the run folder's writer lock, held until the run ends
         return _execute(request, transport_factory, held, progress, warn or _warn)
 
 
 def _execute(request: RunRequest, transport_factory: Callable[[Profile], Transport],
-             held: contextlib.ExitStack, progress: Progress | None, warn: Warn) -> RunOutcome:
+             held: contextlib.ExitStack, progress: ProgressFactory | None, warn: Warn) -> RunOutcome:
     root = results_root(request.results)
     if request.resume:
         held.enter_context(run_lock(find_run(request.resume, root)))  # one writer per run folder
@@ -90,7 +121,7 @@ def _execute(request: RunRequest, transport_factory: Callable[[Profile], Transpo
         )
         settings.validate()
         validate_axes(request.threads, request.batches)
-        devices = load_devices(request.devices, request.rehearse)
+        devices = request_devices(request)
         families = resolve_models(request.models, request.variants)
         plan = build_plan(devices, families, settings, threads=request.threads, xnnpack=request.xnnpack,
                           batches=request.batches, interleave=request.interleave)
@@ -104,17 +135,21 @@ def _execute(request: RunRequest, transport_factory: Callable[[Profile], Transpo
         writer = RunWriter.create(root, plan, request.argv)
         held.enter_context(run_lock(writer.folder))
         todo = plan.units
-    own_progress = progress is None
+    from benchbot import fleet
+
+    slots = fleet.max_parallel(request.max_parallel, len(plan.devices))
     if progress is None:  # a script that asks for nothing sees what the CLI shows
         from benchbot.console import Console
 
-        progress = Console().progress(request.quiet)
-    runner = Runner(plan, writer, progress, transport_factory)
+        progress = Console().run_progress(request.quiet, request.progress)
+    display = progress(len(plan.devices))
+    runner = Runner(plan, writer, display, transport_factory)
+    if slots < len(plan.devices):
+        runner.slots = threading.Semaphore(slots)
     try:
         return runner.run(todo)
     finally:
-        if own_progress:
-            progress.close()
+        display.close()
 
 
 def _resume(request: RunRequest, root: Path) -> tuple[Plan, RunWriter, list]:
@@ -124,8 +159,9 @@ def _resume(request: RunRequest, root: Path) -> tuple[Plan, RunWriter, list]:
     settings = settings_from_json(run.manifest["plan"]["settings"])
     device_info = run.manifest.get("devices", {})
     devices = []
+    listed = {p.name: p for p in request_devices(request)} if request.inventory else {}  # --inventory again
     for name in device_info:
-        profile = load_profile(name)
+        profile = listed[name] if name in listed else load_profile(name)
         if device_info[name].get("emulated") and not profile.emulated:
             profile = qemu_twin(profile)
         devices.append(profile)

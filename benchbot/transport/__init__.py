@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from benchbot.transport.base import CommandResult, Transport, TransportError
-
-if TYPE_CHECKING:
-    from benchbot.transport.ssh import SSHSettings
 
 __all__ = ["CommandResult", "Transport", "TransportError", "for_profile"]
 
@@ -21,24 +16,15 @@ def for_profile(profile: object) -> Transport:
         return LocalTransport()
     if kind == "ssh":
         from benchbot.transport.ssh import SSHTransport
+        from benchbot.transport.ssh.config import ssh_settings
 
         return SSHTransport(ssh_settings(profile))
     if kind == "qemu":
         from benchbot.transport.qemu import QemuTransport
 
         return QemuTransport(profile)
+    if kind == "labgrid":
+        from benchbot.transport.labgrid import LabgridTransport
+
+        return LabgridTransport(profile)
     raise TransportError(f"unknown transport '{kind}'")
-
-
-def ssh_settings(profile: object) -> SSHSettings:
-    """The SSH settings of a profile (its [ssh] table plus the device's work folder)."""
-    from benchbot.transport.ssh import SSHSettings  # noqa: F811 - at run time, imported only when needed
-
-    ssh = profile.ssh  # type: ignore[attr-defined]
-    return SSHSettings(
-        host=ssh.host, port=ssh.port, user=ssh.user, key=ssh.key, use_ssh_config=ssh.use_ssh_config,
-        password_env=ssh.password_env, host_key_policy=ssh.host_key_policy,
-        workdir=profile.workdir,  # type: ignore[attr-defined]
-        connect_timeout_s=ssh.connect_timeout_s, keepalive_s=ssh.keepalive_s, connect_retries=ssh.connect_retries,
-        device_name=profile.name,  # type: ignore[attr-defined]
-    )

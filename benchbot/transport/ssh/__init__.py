@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from benchbot.transport.base import Transport
 from benchbot.transport.ssh.commands import STDERR_TAIL_BYTES
-from benchbot.transport.ssh.config import Endpoint, HostKeyPolicy, SSHSettings, parse_hop, split_jumps
+from benchbot.transport.ssh.config import Endpoint, HostKeyPolicy, SSHSettings, parse_hop, split_jumps, ssh_settings
 from benchbot.transport.ssh.files import RemoteFiles
 from benchbot.transport.ssh.trust import Trust
 
 __all__ = ["STDERR_TAIL_BYTES", "Endpoint", "HostKeyPolicy", "SSHSettings", "SSHTransport", "parse_hop",
-           "split_jumps"]
+           "split_jumps", "ssh_settings"]
 
 
 class SSHTransport(Trust, RemoteFiles, Transport):

@@ -87,6 +87,18 @@ class Endpoint:
         return hostkeys.host_key_name(self.hostname, self.port)
 
 
+def ssh_settings(profile: object) -> SSHSettings:
+    """The SSH settings of a profile (its [ssh] table plus the device's work folder)."""
+    ssh = profile.ssh  # type: ignore[attr-defined]
+    return SSHSettings(
+        host=ssh.host, port=ssh.port, user=ssh.user, key=ssh.key, use_ssh_config=ssh.use_ssh_config,
+        password_env=ssh.password_env, host_key_policy=ssh.host_key_policy,
+        workdir=profile.workdir,  # type: ignore[attr-defined]
+        connect_timeout_s=ssh.connect_timeout_s, keepalive_s=ssh.keepalive_s, connect_retries=ssh.connect_retries,
+        device_name=profile.name,  # type: ignore[attr-defined]
+    )
+
+
 def resolve_target(settings: SSHSettings) -> Endpoint:
     """The device's endpoint after the ssh config; an explicit proxy_jump replaces the config's."""
     s = settings

@@ -154,7 +154,10 @@ class RemoteFiles(RemoteCommands):
     def _free_bytes(self, folder: str) -> int | None:
         """Bytes an unprivileged writer may still use in `folder` (df's "Available"); None when df cannot say."""
         script = f"df -Pk {shlex.quote(folder)} 2>/dev/null | awk 'NR==2 {{print $4}}'"
-        rc, out, _err = self._exec(script, timeout=max(self.answer_timeout_s, self.settings.connect_timeout_s))
+        try:
+            rc, out, _err = self._exec(script, timeout=max(self.answer_timeout_s, self.settings.connect_timeout_s))
+        except (TransportError, OSError, EOFError, paramiko.SSHException):
+            return None  # the upload's own error (or the next command's) says what is wrong
         text = out.strip()
         return int(text) * 1024 if rc == 0 and text.isdigit() else None
 
