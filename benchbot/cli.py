@@ -235,7 +235,7 @@ def list_runs_command(run: str | None, verify: bool, results: str | None) -> Non
 
 @main.group()
 def devices() -> None:
-    """Device profiles: list them, check a device, trust its host key, set it up."""
+    """Device profiles: list them, copy one to edit, check a device, trust its host key, set it up."""
 
 
 @devices.command("list")
@@ -251,6 +251,19 @@ def devices_list() -> None:
             click.echo(f"{name:14} INVALID: {exc}")
             continue
         click.echo(f"{name:14} {location(profile):40} {profile.description}  ({path})")
+
+
+@devices.command("init")
+@click.argument("name")
+@click.option("--from", "source", required=True, help="The profile to copy: a device name (pi4, local, ...) or a .toml file.")
+@click.option("--force", is_flag=True, help="Overwrite ./device_profiles/NAME.toml if it exists.")
+@friendly
+def devices_init(name: str, source: str, force: bool) -> None:
+    """Write an editable copy of a profile into ./device_profiles/NAME.toml (searched before the bundled ones)."""
+    from benchbot.profiles import init_profile
+
+    path = init_profile(name, source, force)
+    click.echo(f"wrote {path}: edit it, then `benchbot devices check {name}`")
 
 
 @devices.command("check")
