@@ -15,11 +15,11 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 
 from tests.conftest import REPO
@@ -70,10 +70,12 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _env(venv: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCHBOT_") and k != "PYTHONPATH"}
+def _env(venv: Path, home: Path) -> dict[str, str]:
+    """A user with nothing set up: no benchbot variables, their own home (and device lock), the venv on PATH."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BENCHBOT_", "XDG_")) and k not in ("PYTHONPATH", "COLUMNS")}
+    env["HOME"] = str(home)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("COLUMNS", None)
     return env
 
 
@@ -89,9 +91,10 @@ def test_the_wheel_holds_everything_read_at_run_time(wheel: Path) -> None:
 
 
 def test_installed_wheel_runs_and_reports_in_an_empty_folder(venv: Path, tmp_path: Path) -> None:
-    work = tmp_path / "empty"
+    work, home = tmp_path / "empty", tmp_path / "home"
     work.mkdir()
-    env = _env(venv)
+    home.mkdir()
+    env = _env(venv, home)
     python = str(venv / "bin" / "python")
     where = subprocess.run([python, "-c", "import benchbot, sys; print(benchbot.__file__)"], cwd=work, env=env,
                            capture_output=True, text=True, check=True).stdout.strip()

@@ -205,11 +205,9 @@ def _unmatched_lines(result: Comparison) -> list[str]:
 
 
 def to_markdown(result: Comparison) -> str:
+    numeric = {h for i, h in enumerate(HEADERS) if i not in (0, 8, 9)}
     lines = [f"Comparing B = {result.run_b} against A = {result.run_a}", "",
-             "| " + " | ".join(HEADERS) + " |", "|" + "|".join("---" if i in (0, 8, 9) else "---:"
-                                                             for i in range(len(HEADERS))) + "|"]
-    for row in display_rows(result):
-        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in row) + " |")
+             *fmt.markdown_table(HEADERS, display_rows(result), numeric)]
     lines += ["", _summary_line(result), "", _explain(result)]
     unmatched = _unmatched_lines(result)
     if unmatched:

@@ -211,10 +211,6 @@ def legend_items() -> list[tuple[str, str]]:
     return [(mark, FLAG_TEXT[flag]) for flag, mark in FLAG_MARKS.items()]
 
 
-def _md_cell(text: str) -> str:
-    return fmt.name(text).replace("\\", "\\\\").replace("|", "\\|")
-
-
 def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None = None) -> str:
     """One Markdown table (rows grouped by device), then fingerprints, notes, flags legend and sections."""
     data = _as_data(data)
@@ -223,10 +219,9 @@ def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None 
     lines = []
     if data.answers:
         lines += ["## Answer", "", answer_markdown(data).rstrip(), ""]
-    lines += ["| " + " | ".join(headers(columns, data.baseline)) + " |",
-             "|" + "|".join("---:" if column_kind(c) == "n" else "---" for c in columns) + "|"]
-    for row in display_rows(summary):
-        lines.append("| " + " | ".join(_md_cell(row[c]) for c in columns) + " |")
+    numeric = {h for c, h in zip(columns, headers(columns, data.baseline)) if column_kind(c) == "n"}
+    lines += fmt.markdown_table(headers(columns, data.baseline), [[row[c] for c in columns]
+                                                                  for row in display_rows(summary)], numeric)
     lines.append("")
     devices = [(device_label(d, e), fp) for d, e in data.devices() for fp in data.fingerprints(d, e)]
     if devices:

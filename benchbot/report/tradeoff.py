@@ -404,16 +404,15 @@ def table_rows(rows: pd.DataFrame) -> tuple[list[str], list[list[str]], list[str
     return headers, body, notes
 
 
+_NUMERIC = {"size", "vs baseline", "accuracy", "Δ pts", "agreement", "p50 ms", "inf/s", "peak RSS MB"}
+
+
 def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    numeric = {"size", "vs baseline", "accuracy", "Δ pts", "agreement", "p50 ms", "inf/s", "peak RSS MB"}
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if h in numeric else "---" for h in headers) + "|"]
-    out.extend("| " + " | ".join(fmt.name(c).replace("\\", "\\\\").replace("|", "\\|") for c in row) + " |"
-               for row in rows)  # a name's newline or | must not split the row
-    return out
+    return fmt.markdown_table(headers, rows, _NUMERIC)
 
 
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:
-    numeric = {"size", "vs baseline", "accuracy", "Δ pts", "agreement", "p50 ms", "inf/s", "peak RSS MB"}
+    numeric = _NUMERIC
     out = ['<table class="cells tradeoff"><thead><tr>']
     out.extend(f"<th>{html.escape(h)}</th>" for h in headers)
     out.append("</tr></thead><tbody>")
