@@ -18,6 +18,17 @@ QUICK = ["--warmup-runs", "2", "--warmup-seconds", "0", "--min-runs", "20", "--m
          "--max-seconds", "5", "--repetitions", "2"]
 
 
+SSHD_FIXTURES = {"sshd_server"}
+"""Fixtures of tests/sshd.py that start an OpenSSH server: a test using one is an `ssh` test."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that starts sshd, however it reaches the fixture, so `-m "not ssh"` leaves them all out."""
+    for item in items:
+        if SSHD_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("ssh"):
+            item.add_marker(pytest.mark.ssh)
+
+
 @pytest.fixture
 def profiles_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "profiles"

@@ -24,12 +24,13 @@ from benchbot import stats
 from benchbot.errors import BenchbotError
 from benchbot.report import fmt
 from benchbot.report.data import device_label, fingerprint_line, rep_medians
+from benchbot.vocab import MATCH_KEY, cell_label
 
 if TYPE_CHECKING:
     from benchbot.store import Run
 
 CONFIDENCE = 0.95
-MATCH = ["device", "emulated", "model", "variant", "threads", "xnnpack", "batch"]
+MATCH = MATCH_KEY
 FINGERPRINT_KEYS = ("model", "cpu", "arch", "cores", "os", "python", "runtime", "runtime_version")
 
 
@@ -59,8 +60,7 @@ class CellComparison:
     note: str = ""
 
     def label(self) -> str:
-        extra = ("" if self.xnnpack else " no-xnnpack") + (f" batch {self.batch}" if self.batch != 1 else "")
-        return f"{device_label(self.device, self.emulated)} {self.model}/{self.variant} t{self.threads}{extra}"
+        return _label(tuple(getattr(self, c) for c in MATCH))
 
 
 @dataclass
@@ -97,8 +97,7 @@ def verdict(lo: float | None, hi: float | None, factor: float) -> str:
 
 def _label(key: tuple) -> str:
     device, emulated, model, variant, threads, xnnpack, batch = key
-    extra = ("" if xnnpack else " no-xnnpack") + (f" batch {batch}" if batch != 1 else "")
-    return f"{device_label(device, emulated)} {model}/{variant} t{threads}{extra}"
+    return f"{device_label(device, emulated)} {cell_label(model, variant, threads, xnnpack, batch)}"
 
 
 def _rows(run: Run) -> dict[tuple, Any]:
