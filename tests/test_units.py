@@ -139,3 +139,32 @@ def test_variant_colours_are_tab10_in_variant_order() -> None:
 def test_cell_label_names_only_what_differs_from_the_defaults() -> None:
     assert cell_label("m", "int8", 4) == "m/int8 t4"
     assert cell_label("m", "int8", 1, xnnpack=False, batch=8) == "m/int8 t1 no-xnnpack batch 8"
+
+
+# ----------------------------------------------------------------------------- exports of hostile names
+
+HOSTILE = {"run_id": "r1", "device": "dev<b>", "model": '<script>alert("x")</script>|a\nb\\', "variant": "fp32",
+           "threads": 1, "xnnpack": True, "batch": 1, "status": "ok", "p50_ms": 1.0, "flags": "unstable", "key": "k"}
+
+
+def test_html_escapes_every_name() -> None:
+    import html as std_html
+
+    import pandas as pd
+
+    from benchbot.report import html, table
+
+    page = html.render(table._as_data(pd.DataFrame([HOSTILE])))
+    assert "<script" not in page and "<b>" not in page.replace("<b>Note:</b>", "")
+    assert std_html.escape(HOSTILE["device"]) in page and "&lt;script&gt;" in page
+    assert 'data-cell="r1|dev&lt;b&gt;|&lt;script&gt;' in page  # inside an attribute too
+    assert "{{" not in page and "{%" not in page
+
+
+def test_markdown_cells_keep_a_hostile_name_on_one_row() -> None:
+    from benchbot.report.fmt import markdown_table
+    from tests.conftest import md_rows
+
+    lines = markdown_table(["model", "p50 ms"], [[HOSTILE["model"], "1.00"]], {"p50 ms"})
+    assert len(lines) == 3 and lines[1].endswith("--:|")
+    assert md_rows("\n".join(lines)) == [["model", "p50 ms"], ['<script>alert("x")</script>\\|a\\\\nb\\\\', "1.00"]]
