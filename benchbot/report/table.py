@@ -14,6 +14,7 @@ import pandas as pd
 from benchbot import delegation
 from benchbot.report import answer, fmt
 from benchbot.report.data import RELATIVE_COLUMNS, ReportData, device_label, fingerprint_line
+from benchbot.vocab import CELL_KEY
 
 if TYPE_CHECKING:
     from benchbot.report.sections import Section
@@ -75,7 +76,7 @@ POWER_NOTE = ("W: mean board power over the timed loop; mJ/inf: its energy ÷ in
               "source on the device).")
 
 EXPORT_COLUMNS = [
-    "run_id", "device", "model", "variant", "threads", "xnnpack", "batch", "status", "reason", "runtime",
+    *CELL_KEY, "status", "reason", "runtime",
     "runtime_version", "arch", "repetitions", "reps_ok", "rep_p50_ms", "rep_cv", "count", "mean_ms", "std_ms",
     "min_ms", "p50_ms", "p50_ci_lo_ms", "p50_ci_hi_ms",
     "p90_ms", "p95_ms", "p99_ms", "max_ms", "cv", "drift", "throughput", "samples_per_s", "init_ms", "first_ms",
