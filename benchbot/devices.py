@@ -174,13 +174,23 @@ def trust_device(name: str, replace: bool, echo: Echo) -> None:
     if profile.transport == "local":
         echo(f"{profile.name}: this machine is reached without SSH; there is nothing to trust")
         return
+    if profile.transport == "labgrid":  # every board the place (or tags) may give, without acquiring
+        from benchbot.transport.labgrid import trust_targets
+
+        for place, transport in trust_targets(profile):
+            echo(f"{profile.name}: labgrid place {place}")
+            _trust(profile, transport, replace, echo)
+        return
     if profile.transport != "ssh":
         echo(f"{profile.name}: a {profile.transport} device brings its own host key; there is nothing to trust")
         return
     from benchbot.transport import ssh_settings
     from benchbot.transport.ssh import SSHTransport
 
-    transport = SSHTransport(ssh_settings(profile))  # type: ignore[arg-type]
+    _trust(profile, SSHTransport(ssh_settings(profile)), replace, echo)  # type: ignore[arg-type]
+
+
+def _trust(profile: Profile, transport: Any, replace: bool, echo: Echo) -> None:
     try:
         recorded = transport.trust(replace=replace)
     except TransportError as exc:

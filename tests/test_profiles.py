@@ -30,15 +30,16 @@ def _documented_keys(text: str) -> set[tuple[str, str]]:
     table, block = "", []
     for line in [*text.splitlines(), ""]:
         stripped = line.strip()
-        if stripped and not stripped.startswith("["):
+        header = re.fullmatch(r"#?\s*\[([a-z_]+)\]", stripped)  # a table, or a commented-out example of one
+        if stripped and not header:
             block.append(stripped)
             continue
         keys = [m.group(1) for m in (re.match(r"#?\s*([A-Za-z_]+)\s*=", s) for s in block) if m]
         if any(s.startswith("#") and not re.match(r"#\s*[A-Za-z_]+\s*=", s) for s in block):
             found.update((table, k) for k in keys)
         block = []
-        if stripped.startswith("["):
-            table = stripped.strip("[]")
+        if header:
+            table = header.group(1)
     return found
 
 
@@ -53,6 +54,7 @@ def test_every_profile_key_is_documented_by_a_comment_in_a_bundled_profile() -> 
 def test_the_documentation_check_can_fail() -> None:
     assert _documented_keys('# comment\nthreads = 1\n\nruntime = "x"\n# runtime = "y"\n') == {("", "threads")}
     assert ("bench", "threads") in _documented_keys("[bench]\n# how many\nthreads = [1]\n")
+    assert _documented_keys("# [labgrid]\n# # where\n# coordinator = \"h:1\"\n") == {("labgrid", "coordinator")}
 
 
 @pytest.mark.parametrize(
