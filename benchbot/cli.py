@@ -225,7 +225,7 @@ def list_runs_command(run: str | None, verify: bool, results: str | None) -> Non
 
 @main.group()
 def devices() -> None:
-    """Device profiles: list them, check a device, trust its host key, set it up."""
+    """Device profiles: list them, copy one to edit, check a device, trust its host key, set it up."""
 
 
 @devices.command("list")
@@ -239,6 +239,17 @@ def devices_list(inventory: str | None, names: str | None, base_profile: str | N
         _console().inventory(api.inventory_devices(inventory, _csv(names), base_profile), inventory, base_profile)
         return
     _console().devices(api.list_devices())
+
+
+@devices.command("init")
+@click.argument("name")
+@click.option("--from", "source", required=True, help="The profile to copy: a device name (pi4, local, ...) or a .toml file.")
+@click.option("--force", is_flag=True, help="Overwrite ./device_profiles/NAME.toml if it exists.")
+@friendly
+def devices_init(name: str, source: str, force: bool) -> None:
+    """Write an editable copy of a profile into ./device_profiles/NAME.toml (searched before the bundled ones)."""
+    path = api.init_device(name, source, force)
+    _console().out(f"wrote {path}: edit it, then `benchbot devices check {name}`")
 
 
 @devices.command("check")

@@ -143,16 +143,22 @@ def location(profile: Profile) -> str:
     return {"local": "this machine", "qemu": "QEMU arm64 guest on 127.0.0.1"}.get(profile.transport, profile.transport)
 
 
+BUNDLED_DIR = Path(__file__).resolve().parent / "device_profiles"
+"""The profiles shipped inside the package (package data), so a wheel installed anywhere finds them."""
+USER_DIR_NAME = "device_profiles"
+"""The folder in the current directory whose profiles override the bundled ones (and where `init` writes)."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def profile_dirs() -> list[Path]:
-    """Where profiles are looked up, first match wins: $BENCHBOT_PROFILES, ./device_profiles, the repo's."""
+    """Where profiles are looked up, first match wins: $BENCHBOT_PROFILES, ./device_profiles, the bundled ones."""
     dirs: list[Path] = []
     env = os.environ.get("BENCHBOT_PROFILES")
     if env:
         dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
-    dirs.append(Path.cwd() / "device_profiles")
-    bundled = Path(__file__).resolve().parent.parent / "device_profiles"
-    if bundled not in dirs:
-        dirs.append(bundled)
+    dirs.append(Path.cwd() / USER_DIR_NAME)
+    if BUNDLED_DIR not in dirs:
+        dirs.append(BUNDLED_DIR)
     return dirs
 
 
@@ -180,6 +186,33 @@ def load_profile(name_or_path: str) -> Profile:
             f"{', '.join(str(d) for d in profile_dirs())} (known devices: {names})"
         )
     return parse_profile(known[name_or_path])
+
+
+def init_profile(name: str, source: str, force: bool = False, folder: Path | None = None) -> Path:
+    """Write an editable copy of profile `source` (a device name or a .toml path) as `folder`/NAME.toml.
+
+    The copy keeps the source's comments, which document every key; `folder` defaults to
+    ./device_profiles, which is searched before the bundled profiles.
+    """
+    if not _NAME.fullmatch(name) or name.endswith(".toml"):
+        raise ProfileError(f"device name '{name}' must be letters, digits, '.', '_' or '-' (without .toml)")
+    original = load_profile(source)
+    assert original.path is not None  # loaded from a file
+    text = original.path.read_text()
+    if re.search(r"(?m)^name\s*=", text.split("\n[", 1)[0]):
+        head, sep, rest = text.partition("\n[")
+        text = re.sub(r"(?m)^name\s*=.*$", f'name = "{name}"', head, count=1) + sep + rest
+    target = (folder if folder is not None else Path.cwd() / USER_DIR_NAME) / f"{name}.toml"
+    if target.exists() and not force:
+        raise ProfileError(f"{target} already exists; pass --force to overwrite it")
+    header = f"# {name}: copied from {original.name} ({original.path.name}) by `benchbot devices init`; edit freely.\n"
+    profile_from_dict(tomllib.loads(header + text), name, target)  # the copy must load as the new name
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(header + text)
+    except OSError as exc:
+        raise ProfileError(f"cannot write {target} ({exc.strerror})") from None
+    return target
 
 
 def parse_profile(path: Path) -> Profile:

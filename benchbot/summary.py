@@ -15,11 +15,12 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from benchbot import delegation, power, stats
+from benchbot.vocab import CELL_KEY
 
 if TYPE_CHECKING:
     from benchbot.store import CellAttempt, Run
 
-CELL_COLUMNS = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch"]
+CELL_COLUMNS = CELL_KEY
 FLAGS = ("unstable", "throttled", "emulated", "few-samples", "one-repetition", "power-few-readings", "incomplete",
          "damaged", "failed")
 

@@ -1,4 +1,4 @@
-"""The device session's verdict on one agent process, from its lines and how it ended; no device needed."""
+"""The device session's line stream (what it stores and keeps for the verdict); tests/test_units.py covers classify."""
 
 from __future__ import annotations
 
@@ -34,22 +34,6 @@ def stream_of(*events: dict[str, Any], noise: str = "") -> CellStream:
 
 
 END = {"event": "cell_end", "loop_ns": 5}
-
-
-@pytest.mark.parametrize(("events", "result", "expected"), [
-    ([END], CommandResult(0), ("ok", None, False)),
-    ([END], CommandResult(None, interrupted=True), ("incomplete", "interrupted", False)),
-    ([{"event": "error", "message": "bad model"}], CommandResult(1), ("failed", "bad model", False)),
-    ([], CommandResult(None, timed_out=True), ("failed", "the cell exceeded its deadline of 90 s and was stopped",
-                                               False)),
-    ([], CommandResult(None, "ssh: reset"), ("failed", "the connection to the device was lost (ssh: reset)", True)),
-    ([], CommandResult(-11), ("failed", "the agent died with SIGSEGV (the runtime crashed)", False)),
-    ([], CommandResult(127, "python9: not found"), ("failed", "the agent could not start: python9: not found", False)),
-    ([], CommandResult(3, "Traceback\nValueError: x"),
-     ("failed", "the agent exited with status 3 before finishing: ValueError: x", False)),
-])
-def test_classify(events: list[dict[str, Any]], result: CommandResult, expected: tuple[Any, ...]) -> None:
-    assert classify(stream_of(*events), result, 90.0) == expected
 
 
 def test_a_non_fatal_error_does_not_fail_the_cell_and_chatter_is_kept() -> None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         TrustResult,
         check_devices,
         check_error,
+        init_device,
         inventory_devices,
         list_devices,
         setup_devices,
@@ -53,8 +54,8 @@ _HOMES = {
     "run": ("RunOutcome", "RunRequest", "execute", "interrupted_error", "load_devices", "outcome_error", "qemu_twin",
             "request_devices", "run_status", "sigterm_as_ctrl_c"),
     "report": ("Report", "compare_runs", "export_report", "open_report", "report_runs"),
-    "devices": ("CheckResult", "DeviceEntry", "TrustResult", "check_devices", "check_error", "inventory_devices",
-                "list_devices", "setup_devices", "setup_error", "trust_device"),
+    "devices": ("CheckResult", "DeviceEntry", "TrustResult", "check_devices", "check_error", "init_device",
+                "inventory_devices", "list_devices", "setup_devices", "setup_error", "trust_device"),
     "models": ("ModelInspection", "convert_model", "inspect_models", "list_models"),
     "runs": ("RunEntry", "list_runs"),
     "qemu": ("Doctor", "build_image", "doctor", "vm"),
@@ -64,7 +65,7 @@ _WHERE = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = [
     "BenchbotError", "CheckResult", "DeviceEntry", "Doctor", "ModelInspection", "PartialRun", "Report", "RunEntry",
     "RunFailed", "RunOutcome", "RunRequest", "Settings", "TrustResult", "__version__", "build_image", "check_devices",
-    "check_error", "compare_runs", "inventory_devices", "convert_model", "doctor", "execute", "export_report", "inspect_models",
+    "check_error", "compare_runs", "init_device", "inventory_devices", "convert_model", "doctor", "execute", "export_report", "inspect_models",
     "interrupted_error", "list_devices", "list_models", "list_runs", "load_devices", "open_report", "outcome_error",
     "qemu_twin", "report_runs", "request_devices", "run_status", "setup_devices", "setup_error", "sigterm_as_ctrl_c", "trust_device", "vm",
 ]

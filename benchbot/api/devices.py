@@ -10,7 +10,7 @@ from benchbot.devices import CheckResult, TrustResult, check_devices, setup_devi
 from benchbot.errors import BenchbotError
 from benchbot.profiles import Profile
 
-__all__ = ["CheckResult", "DeviceEntry", "TrustResult", "check_devices", "check_error", "inventory_devices",
+__all__ = ["CheckResult", "DeviceEntry", "TrustResult", "check_devices", "check_error", "init_device", "inventory_devices",
            "list_devices", "setup_devices", "setup_error", "trust_device"]
 
 
@@ -38,6 +38,13 @@ def list_devices() -> list[DeviceEntry]:
             continue
         entries.append(DeviceEntry(name, path, profile, location(profile)))
     return entries
+
+
+def init_device(name: str, source: str, force: bool = False) -> Path:
+    """Write an editable copy of profile SOURCE as ./device_profiles/NAME.toml; returns its path."""
+    from benchbot.profiles import init_profile
+
+    return init_profile(name, source, force)
 
 
 def inventory_devices(inventory: str, names: list[str] | None = None, base_profile: str | None = None

@@ -70,8 +70,10 @@ def fetch_host_key(
     `sock` lets the caller reach the device through a jump host or a ProxyCommand; `prefer` asks for
     one key type first (as SSHClient does when a key of that type is already recorded).
     """
-    own_sock = socket.create_connection((host, port), timeout=timeout) if sock is None else None
-    transport = paramiko.Transport(sock if sock is not None else own_sock)
+    own_sock: socket.socket | None = None
+    if sock is None:
+        own_sock = socket.create_connection((host, port), timeout=timeout)
+    transport = paramiko.Transport(own_sock if own_sock is not None else sock)  # type: ignore[arg-type]
     try:
         if prefer:
             options = transport.get_security_options()

@@ -361,7 +361,7 @@ class LabgridTransport(Transport):
         return self.ssh
 
     @property
-    def bytes_sent(self) -> int:  # type: ignore[override]
+    def bytes_sent(self) -> int:
         return self.ssh.bytes_sent if self.ssh else 0
 
     @bytes_sent.setter

@@ -34,6 +34,7 @@ class RemoteCommands(Connection):
 
     def _exec(self, script: str, timeout: float, reconnect: bool = True) -> tuple[int | None, str, str]:
         """Run a small POSIX sh script and collect its output (for helpers, not for user commands)."""
+        transport: paramiko.Transport | None
         if reconnect:
             transport = self._ensure_open()
         else:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import paramiko
 
@@ -155,7 +156,7 @@ class Connection:
                 return None  # type: ignore[return-value]  # trust mode does not log in to the device
         return self._connect(ep, sock_factory, role, password=self._password() if role == "device" else None)
 
-    def _sock_factory(self, ep: Endpoint, via: paramiko.SSHClient | None) -> Callable[[], object]:
+    def _sock_factory(self, ep: Endpoint, via: paramiko.SSHClient | None) -> Callable[[], Any]:
         timeout = self.settings.connect_timeout_s
         if via is not None:
             transport = via.get_transport()
@@ -176,7 +177,7 @@ class Connection:
         name = self.settings.password_env
         return os.environ.get(name) if name else None
 
-    def _connect(self, ep: Endpoint, sock_factory: Callable[[], object], role: str,
+    def _connect(self, ep: Endpoint, sock_factory: Callable[[], Any], role: str,
                  password: str | None) -> paramiko.SSHClient:
         s = self.settings
         attempts = 1 + max(0, s.connect_retries)
@@ -202,7 +203,7 @@ class Connection:
                     port=ep.port,
                     username=ep.user,
                     password=password,
-                    key_filename=ep.key_filenames or None,
+                    key_filename=ep.key_filenames or None,  # type: ignore[arg-type]  # paramiko takes a list too
                     allow_agent=ep.allow_agent,
                     look_for_keys=ep.look_for_keys,
                     timeout=s.connect_timeout_s,
@@ -269,7 +270,7 @@ class Connection:
             tried.append(f"password from ${name}" if password is not None else f"no password (${name} is not set)")
         return ", ".join(tried) or "nothing"
 
-    def _trust_endpoint(self, ep: Endpoint, sock_factory: Callable[[], object], role: str, replace: bool) -> str:
+    def _trust_endpoint(self, ep: Endpoint, sock_factory: Callable[[], Any], role: str, replace: bool) -> str:
         raise NotImplementedError  # benchbot.transport.ssh.trust.Trust
 
 

@@ -28,5 +28,5 @@ def track_exit_signals(transport: paramiko.Transport | None, store: dict[int, st
 
     table = dict(table)
     table[MSG_CHANNEL_REQUEST] = handle
-    transport._channel_handler_table = table  # instance attribute: this connection only
+    setattr(transport, "_channel_handler_table", table)  # noqa: B010 - instance attribute: this connection only
 

@@ -56,12 +56,15 @@ class RemoteFiles(RemoteCommands):
         return self._home + path[1:]
 
     def _sftp_client(self) -> paramiko.SFTPClient:
-        if self._sftp is None or self._sftp.get_channel() is None or self._sftp.get_channel().closed:
+        channel = self._sftp.get_channel() if self._sftp is not None else None
+        if self._sftp is None or channel is None or channel.closed:
             self._ensure_open()
             assert self._client is not None
             try:
                 self._sftp = self._client.open_sftp()
-                self._sftp.get_channel().settimeout(self.answer_timeout_s)  # a frozen device must not hang us
+                channel = self._sftp.get_channel()
+                if channel is not None:
+                    channel.settimeout(self.answer_timeout_s)  # a frozen device must not hang us
             except (OSError, EOFError, paramiko.SSHException) as e:
                 raise TransportError(f"{self.name}: cannot start SFTP: {describe(e)}") from e
         return self._sftp

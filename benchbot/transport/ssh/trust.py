@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import paramiko
 
@@ -32,11 +33,11 @@ class Trust(Connection):
                 self._jumps = live_jumps
         return recorded
 
-    def _trust_endpoint(self, ep: Endpoint, sock_factory: Callable[[], object], role: str,
+    def _trust_endpoint(self, ep: Endpoint, sock_factory: Callable[[], Any], role: str,
                         replace: bool) -> str:
         try:
             fp = hostkeys.trust(ep.hostname, ep.port, self.known_hosts, self.settings.connect_timeout_s,
-                                replace=replace, sock=sock_factory())  # type: ignore[arg-type]
+                                replace=replace, sock=sock_factory())
         except hostkeys.HostKeyChangedError as e:
             raise hostkeys.HostKeyChangedError(f"{self.name}: {e}", e.replaceable) from None
         except (OSError, EOFError, paramiko.SSHException) as e:
