@@ -76,7 +76,7 @@ def gate(results: Path, a: str, b: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from benchbot import stats
     from benchbot.report.compare import verdict
-    from benchbot.store import load_run
+    from benchbot.summary import load_run
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of the same plan (A/A pairs: every pair)")

@@ -21,7 +21,8 @@ from benchbot.plan import Plan, Settings, build_plan, settings_from_json, valida
 from benchbot.profiles import Profile, load_profile
 from benchbot.progress import make_progress
 from benchbot.runner import Runner, RunOutcome
-from benchbot.store import RunWriter, find_run, load_run, results_root
+from benchbot.store import RunWriter, find_run, results_root
+from benchbot.summary import load_run
 from benchbot.transport import Transport, for_profile
 
 

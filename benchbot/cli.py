@@ -208,7 +208,8 @@ def compare(run_a: str, run_b: str, factor: float, fmt: str, output: str | None,
 @friendly
 def list_runs_command(run: str | None, verify: bool, results: str | None) -> None:
     """List stored runs, oldest first (or RUN); --verify checks their stored samples."""
-    from benchbot.store import find_run, list_runs, load_run, results_root
+    from benchbot.store import find_run, list_runs, results_root
+    from benchbot.summary import load_run
 
     folders = [find_run(run, results_root(results))] if run else list_runs(results_root(results))
     if not folders:

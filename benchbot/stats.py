@@ -15,6 +15,7 @@ Two levels, kept apart on purpose:
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ def binomial_cdf(n: int, p: float = 0.5) -> np.ndarray:
     return np.asarray(sps.binom.cdf(np.arange(n + 1), n, p), dtype=float)
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and a run asks for the same n many times (one CDF of n+1 terms each)
 def quantile_ci_ranks(n: int, q: float = 0.5, confidence: float = 0.95) -> tuple[int, int] | None:
     """1-based ranks (lo, hi) of the order statistics bounding the q-quantile with `confidence`.
 

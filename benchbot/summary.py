@@ -1,36 +1,70 @@
 """From a stored run to tidy DataFrames: samples, telemetry, repetitions and the per-cell summary.
 
 This is where the agent's raw events meet `stats`; everything here is derived
-and can be recomputed from the store at any time. A cell's headline latency and
-its interval come from its repetitions (one agent process each), never from
+and can be recomputed from the store at any time. The store reads and writes and
+knows nothing of this module; `Run` adds the frames to a `store.StoredRun`. A cell's
+headline latency and its interval come from its repetitions (one agent process each), never from
 pooling thousands of samples of one process as if they were independent.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
 from benchbot import delegation, power, stats
-
-if TYPE_CHECKING:
-    from benchbot.store import CellAttempt, Run
+from benchbot.store import CellAttempt, StoredRun, open_run
 
 CELL_COLUMNS = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch"]
 FLAGS = ("unstable", "throttled", "emulated", "few-samples", "one-repetition", "power-few-readings", "incomplete",
          "damaged", "failed")
 
 
-def _cell_columns(run: Run, attempt: CellAttempt) -> dict[str, Any]:
+class Run(StoredRun):
+    """A loaded run: its manifest, every cell attempt, and tidy DataFrames built on demand (and cached)."""
+
+    def _frame(self, name: str, build: Any) -> pd.DataFrame:
+        if name not in self._cache:
+            self._cache[name] = build(self)
+        return self._cache[name]
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        return self._frame("samples", samples_frame)
+
+    @property
+    def telemetry(self) -> pd.DataFrame:
+        return self._frame("telemetry", telemetry_frame)
+
+    @property
+    def repetition_summary(self) -> pd.DataFrame:
+        """One row per repetition (agent process) of every cell: what `summary` aggregates."""
+        return self._frame("repetition_summary", repetition_frame)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self._frame("summary", summary_frame)
+
+
+def load_run(run: str | os.PathLike[str] | None = None, results: str | os.PathLike[str] | None = None) -> Run:
+    """Load a run (id, id prefix, folder, or None for the latest) for tables, plots or a notebook.
+
+    `run.summary`, `run.samples` and `run.telemetry` are tidy pandas DataFrames.
+    """
+    return open_run(run, results, cls=Run)
+
+
+def _cell_columns(run: StoredRun, attempt: CellAttempt) -> dict[str, Any]:
     c = attempt.cell
     return {"run_id": run.run_id, "device": c.device, "model": c.model, "variant": c.variant,
             "threads": c.threads, "xnnpack": c.xnnpack, "batch": c.batch, "repetition": attempt.repetition}
 
 
-def _attempts(run: Run) -> list[CellAttempt]:
+def _attempts(run: StoredRun) -> list[CellAttempt]:
     """The best attempt of every repetition of every cell, in plan order."""
     return [a for cell in run.cells for a in run.repetitions(cell.key).values()]
 
@@ -48,7 +82,7 @@ def samples_frame(run: Run) -> pd.DataFrame:
             continue
         parts.append(frame)
         owners.append(np.full(len(frame), len(cells), dtype=np.int32))
-        order.append(frame.groupby("phase", observed=True).cumcount().to_numpy())
+        order.append(_order_in_phase(frame["phase"].astype("category").array.codes))
         cells.append(_cell_columns(run, attempt))
     columns = CELL_COLUMNS + ["repetition", "phase", "i", "start_ns", "latency_ns", "latency_ms"]
     if not parts:
@@ -71,7 +105,24 @@ def samples_frame(run: Run) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns, copy=False)  # no consolidating copy of 2 x 80 MB
 
 
+def _order_in_phase(codes: np.ndarray) -> np.ndarray:
+    """Each sample's position within its phase (what groupby(phase).cumcount() gives, without a groupby)."""
+    out = np.empty(len(codes), np.int64)
+    for code in np.unique(codes):
+        mask = codes == code
+        out[mask] = np.arange(int(mask.sum()))
+    return out
+
+
 def _telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
+    """The attempt's telemetry readings as flat rows (cached on the attempt: the frames and the summary both ask)."""
+    cached = attempt.cache.get("telemetry_rows")
+    if cached is None:
+        cached = attempt.cache["telemetry_rows"] = _build_telemetry_rows(attempt)
+    return cached
+
+
+def _build_telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
     end = attempt.first("cell_end") or {}
     readings = attempt.all("telemetry")
     origin = end.get("loop_start_ns") or (readings[0]["t_ns"] if readings else 0)

@@ -26,7 +26,7 @@ from benchbot.report import fmt
 from benchbot.report.data import device_label, fingerprint_line, rep_medians
 
 if TYPE_CHECKING:
-    from benchbot.store import Run
+    from benchbot.summary import Run
 
 CONFIDENCE = 0.95
 MATCH = ["device", "emulated", "model", "variant", "threads", "xnnpack", "batch"]

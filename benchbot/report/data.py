@@ -21,7 +21,7 @@ from benchbot.models.catalog import VARIANT_ORDER
 from benchbot.report.fmt import missing
 
 if TYPE_CHECKING:
-    from benchbot.store import Run
+    from benchbot.summary import Run
 
 #: A cell of a report: unique across runs.
 CELL_KEY = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch"]

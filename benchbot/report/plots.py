@@ -41,7 +41,7 @@ from benchbot.report.fmt import sig
 from benchbot.summary import _telemetry_rows as telemetry_rows
 
 if TYPE_CHECKING:
-    from benchbot.store import Run
+    from benchbot.summary import Run
 
 CELL = ["device", "model", "variant", "threads", "xnnpack", "batch"]
 PALETTE = matplotlib.colormaps["tab10"].colors
