@@ -171,7 +171,6 @@ def report_runs(
 
     from benchbot.report import table
     from benchbot.report.data import build_report
-    from benchbot.report.plots import DEFAULT_CELL_LIMIT
     from benchbot.report.sections import render_sections
 
     if fmt not in ("table", "md", "csv", "json", "html"):
@@ -179,7 +178,11 @@ def report_runs(
     if fmt == "table" and output is not None:
         raise BenchbotError("--output writes an export: add --format md, csv, json or html")
     cells_wanted = cell_plots not in (False, "none")
-    cell_limit = DEFAULT_CELL_LIMIT if cell_plots == "auto" else None
+    cell_limit: int | None = None
+    if cell_plots == "auto" and (plots or fmt == "html"):  # matplotlib is imported only to draw
+        from benchbot.report import plots as plotting
+
+        cell_limit = plotting.DEFAULT_CELL_LIMIT
     echo = echo or (lambda text: sys.stdout.write(text))
     root = results_root(results)
     loaded = []

@@ -126,41 +126,55 @@ def _build_telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
     end = attempt.first("cell_end") or {}
     readings = attempt.all("telemetry")
     origin = end.get("loop_start_ns") or (readings[0]["t_ns"] if readings else 0)
+    mib = 1024 * 1024
     rows = []
-    for r in readings:
-        temps = r.get("temps_c") or {}
-        freqs = [f for f in (r.get("freq_hz") or []) if f]
+    for r in readings:  # ~350 per repetition: the loop is kept lean
+        get = r.get
+        temps = get("temps_c") or None
+        freqs = [f for f in (get("freq_hz") or ()) if f]
+        rss, peak, avail = get("rss"), get("rss_peak"), get("mem_available")
         rows.append({
-            "phase": r.get("phase"),
+            "phase": get("phase"),
             "t_s": (r["t_ns"] - origin) / 1e9,
-            "cpu_pct": r.get("cpu_pct"),
-            "proc_cpu_pct": r.get("proc_cpu_pct"),
-            "rss_mb": _mb(r.get("rss")),
-            "rss_peak_mb": _mb(r.get("rss_peak")),
-            "mem_available_mb": _mb(r.get("mem_available")),
+            "cpu_pct": get("cpu_pct"),
+            "proc_cpu_pct": get("proc_cpu_pct"),
+            "rss_mb": None if rss is None else rss / mib,
+            "rss_peak_mb": None if peak is None else peak / mib,
+            "mem_available_mb": None if avail is None else avail / mib,
             "temp_c": max(temps.values()) if temps else None,
             "freq_min_mhz": min(freqs) / 1e6 if freqs else None,
             "freq_max_mhz": max(freqs) / 1e6 if freqs else None,
-            "temps_c": temps or None,
-            "power_w": r.get("power_w"), "rails_w": r.get("rails_w"),  # absent stays None (benchbot/power.py)
-            "energy_uj": r.get("energy_uj"), "cpu_core_pct": r.get("cpu_core_pct"),
+            "temps_c": temps,
+            "power_w": get("power_w"), "rails_w": get("rails_w"),  # absent stays None (benchbot/power.py)
+            "energy_uj": get("energy_uj"), "cpu_core_pct": get("cpu_core_pct"),
         })
     return rows
 
 
 def telemetry_frame(run: Run) -> pd.DataFrame:
     """Background telemetry of every repetition of every cell; t_s is seconds from the start of its timed loop."""
-    frames = []
-    for attempt in _attempts(run):
-        rows = _telemetry_rows(attempt)
-        if rows:
-            frames.append(pd.DataFrame(rows).assign(**_cell_columns(run, attempt)))
     columns = CELL_COLUMNS + ["repetition", "phase", "t_s", "cpu_pct", "proc_cpu_pct", "rss_mb", "rss_peak_mb",
                               "mem_available_mb", "temp_c", "freq_min_mhz", "freq_max_mhz", "temps_c", "power_w",
                               "rails_w"]
-    if not frames:
+    rows: list[dict[str, Any]] = []
+    counts, cells = [], []
+    for attempt in _attempts(run):
+        found = _telemetry_rows(attempt)
+        if found:
+            rows += found
+            counts.append(len(found))
+            cells.append(_cell_columns(run, attempt))
+    if not rows:
         return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)[columns]
+    # one frame from all rows, the cell columns repeated per owner: not 200 small frames and a concat
+    owner = np.repeat(np.arange(len(cells)), counts)
+    data: dict[str, Any] = {}
+    for name in CELL_COLUMNS + ["repetition"]:
+        data[name] = np.asarray([c[name] for c in cells], dtype=object if name in ("run_id", "device", "model",
+                                                                              "variant") else None)[owner]
+    for name in columns[len(CELL_COLUMNS) + 1:]:
+        data[name] = pd.Series([r[name] for r in rows])  # inferred as DataFrame(rows) would: None -> NaN, all None
+    return pd.DataFrame(data, columns=columns)
 
 
 def _mb(value: float | None) -> float | None:
