@@ -16,7 +16,12 @@ variant name, `bench/models/gate/slower/convnet`). Then:
   1.05, 1.10 and 1.20 (real noise, a known shift) and judged by the gate's own rule
   (`benchbot.report.compare.verdict` on `stats.ratio_of_repetitions`): the share called slower.
 
-    python bench/gate.py [--runs 3] [--quick]
+* **A/B inside one run** (`--in-run N`, default 3): N runs that each hold the CNN three times, named with
+  `NAME=PATH`: `base` and `twin` (the same file) and `slower` (one layer deeper). Their repetitions run
+  interleaved in the same shuffled rounds, so the machine's drift lands on both sides of a comparison;
+  `compare_models(base, twin)` is the A/A and `compare_models(base, slower)` the real change.
+
+    python bench/gate.py [--runs 3] [--in-run 3] [--quick]
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of the same plan (A/A pairs: every pair)")
+    parser.add_argument("--in-run", type=int, default=3, help="runs holding base, twin and slower CNNs (A/B in one run)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     n_runs = 2 if args.quick else max(2, args.runs)
@@ -130,10 +136,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "aa_exit_1": sum(g["exit"] == 1 for g in aa),
         "real": real, "real_detected": any("slower" in c for c in real_conv), "injected": injected,
     }
+    result["in_run"] = in_run(results, 1 if args.quick else args.in_run, args.quick)
     result["markdown"] = markdown(result)
     path = common.write_result("gate", result)
     log(f"wrote {path}")
     return result
+
+
+def in_run(results: Path, n_runs: int, quick: bool) -> dict[str, Any]:
+    """A/A and A/B between models of one run, whose repetitions shared the same shuffled rounds."""
+    from benchbot.report.compare import compare_models
+    from benchbot.summary import load_run
+
+    spec = f"base={BASE},twin={BASE},slower={SLOWER}"
+    quick_args = QUICK[:QUICK.index("--variants")]  # the CNN has only fp32
+    out: dict[str, Any] = {"plan": "benchbot run " + " ".join(PLAN + ["--models", "base=CONV,twin=CONV,slower=DEEPER"]
+                                                                + (quick_args if quick else [])), "runs": []}
+    for i in range(n_runs):
+        before = {p.name for p in results.glob("*")}
+        child = benchbot(["run", "--quiet", *PLAN, "--models", spec, *(quick_args if quick else [])], results)
+        if child.returncode != 0:
+            raise SystemExit(f"benchbot run failed ({child.returncode}): {child.stderr.strip()[-800:]}")
+        run_id = sorted(p.name for p in results.glob("*") if p.name not in before)[-1]
+        run = load_run(run_id, results)
+        entry: dict[str, Any] = {"run_id": run_id, "wall_s": child.wall_s}
+        for label, b in (("aa", "twin"), ("ab", "slower")):
+            cmp = compare_models(run, "base", b)
+            entry[label] = [{"variant": c.variant, "ratio": c.ratio, "lo": c.ratio_ci_lo, "hi": c.ratio_ci_hi,
+                             "verdict": c.verdict} for c in cmp.cells]
+        out["runs"].append(entry)
+        log(f"  in-run {i + 1} {run_id}: A/A {entry['aa']}; A/B {entry['ab']}")
+    cells = [c for r in out["runs"] for c in r["aa"]]
+    out["aa_called"], out["aa_cells"] = sum(c["verdict"] != "not significant" for c in cells), len(cells)
+    cells = [c for r in out["runs"] for c in r["ab"]]
+    out["ab_detected"], out["ab_cells"] = sum(c["verdict"] == "slower" for c in cells), len(cells)
+    return out
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -151,6 +188,14 @@ def markdown(r: dict[str, Any]) -> str:
         + ("; ".join(c for c in r["real"]["called"]) or "nothing called"),
         f"- injected slowdowns called slower (A/A pairs, B's repetitions scaled): {inj}",
     ]
+    if r.get("in_run"):
+        ir = r["in_run"]
+        ratios = "; ".join(f"{c['ratio']:.3f} ({c['lo']:.3f}-{c['hi']:.3f})" for x in ir["runs"] for c in x["ab"])
+        lines += [
+            f"- **A/B inside one run** (`{ir['plan']}`, {len(ir['runs'])} runs): A/A (`base` vs `twin`, the same "
+            f"file) called **{ir['aa_called']} of {ir['aa_cells']}**; one more conv layer called slower in "
+            f"**{ir['ab_detected']} of {ir['ab_cells']}** (ratios {ratios})",
+        ]
     return "\n".join(lines)
 
 

@@ -162,7 +162,7 @@ def device_workdir(profile: Any, transport: Transport) -> str:
     """The device's work folder, absolute (the SSH transport resolves ~ on the device)."""
     for candidate in (transport, getattr(transport, "ssh", None)):
         if candidate is not None and hasattr(type(candidate), "remote_workdir"):
-            return str(candidate.remote_workdir)
+            return str(candidate.remote_workdir)  # type: ignore[union-attr]  # checked by hasattr
     workdir = str(getattr(profile, "workdir", "") or "~/.cache/benchbot").rstrip("/") or "/"
     if not workdir.startswith(("/", "~")):
         workdir = "~/" + workdir

@@ -30,7 +30,7 @@ from benchbot.profiles import Profile
 from benchbot.progress import Progress
 from benchbot.store import CellWriter, RunWriter
 from benchbot.transport import Transport, TransportError, for_profile
-from benchbot.transport.base import CommandResult
+from benchbot.transport.base import CommandResult, DeviceFull
 
 AGENT_PATH = Path(agent_module.__file__).resolve()
 
@@ -316,17 +316,25 @@ class Runner:
             return self._fail_all(units, problem)
         self.writer.log("device", device=name, fingerprint=fingerprint)
         idle = self._temperature(transport, python, agent_remote) if profile.cooldown_max_s > 0 else None
-        pushed: dict[str, tuple[str, str | None]] = {}
+        pushed: dict[str, tuple[str, str | None] | str] = {}  # cell key -> remote paths, or why they are not there
         loops: dict[str, list[np.ndarray]] = {}
         for index, unit in enumerate(units):
             if self.stop.is_set():
                 return
-            if index and idle is not None:
-                self._cooldown(profile, transport, python, agent_remote, idle)
             if unit.cell.key not in pushed:
                 self.progress.update(profile.name, state="pushing", cell=unit.label(), runs=0, seconds=0.0)
-                pushed[unit.cell.key] = self._push_cell(transport, unit.cell)
-            model, eval_remote = pushed[unit.cell.key]
+                try:
+                    pushed[unit.cell.key] = self._push_cell(transport, unit.cell)
+                except DeviceFull as exc:  # the device works: the cells whose files fit still run
+                    pushed[unit.cell.key] = (f"{exc}; {unit.cell.model}/{unit.cell.variant} is not measured "
+                                             "(free space on the device, or use smaller variants)")
+            files = pushed[unit.cell.key]
+            if isinstance(files, str):
+                self._fail_all([unit], files)
+                continue
+            if index and idle is not None:
+                self._cooldown(profile, transport, python, agent_remote, idle)
+            model, eval_remote = files
             outcome, device_lost = self._run_cell(profile, transport, python, agent_remote, unit, model,
                                                   eval_remote, loops.setdefault(unit.cell.key, []))
             self._record(outcome)

@@ -13,8 +13,9 @@ import pytest
 
 import benchbot
 from benchbot import stats
+from benchbot.errors import BenchbotError
 from benchbot.models.catalog import ZOO_DIR, load_family
-from benchbot.report.compare import compare, verdict
+from benchbot.report.compare import compare, compare_models, verdict
 from benchbot.store import SAMPLES_HEADER, encode_chunk, read_samples_bin
 from tests.conftest import QUICK, run_cli
 
@@ -112,6 +113,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
                         "--min-seconds", "0.2", *REPS], env)
         assert done.returncode == 0, done.stderr
         ids[label] = benchbot.load_run(results=tmp / "results").run_id
+    # D: one run holding two builds of the same family (named with NAME=PATH), plus the first build again
+    done = run_cli(["run", "--models", f"old={folders['A']},new={folders['B']},twin={folders['A']}", "--threads",
+                    "1", "--no-accuracy", "--quiet", *QUICK, "--min-seconds", "0.2", *REPS], env)
+    assert done.returncode == 0, done.stderr
+    ids["D"] = benchbot.load_run(results=tmp / "results").run_id
     return {"tmp": tmp, "env": env, "ids": ids}
 
 
@@ -200,3 +206,22 @@ def test_bad_input_is_one_line_and_exit_2(runs: dict) -> None:
         assert done.returncode == 2, (done.stdout, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("benchbot: ") and message in lines[0]
+
+
+def test_two_models_in_one_run_compare_on_their_interleaved_repetitions(runs: dict) -> None:
+    run = benchbot.load_run(runs["ids"]["D"], results=runs["tmp"] / "results")
+    assert sorted(set(run.summary["model"])) == ["new", "old", "twin"]
+    slower = compare_models(run, "old", "new")
+    [cell] = slower.cells
+    assert (cell.model, cell.variant, cell.verdict, cell.reps_a, cell.reps_b) == ("new vs old", "fp32", "slower", 5, 5)
+    by_model = run.summary.set_index("model")
+    assert cell.p50_a_ms == by_model.loc["old", "p50_ms"] and cell.p50_b_ms == by_model.loc["new", "p50_ms"]
+    assert cell.ratio > 1.5 and cell.note == ""  # a different file is the point here, not a warning
+    assert (slower.run_a, slower.run_b) == (f"{run.run_id}:old", f"{run.run_id}:new")
+    same = compare_models(run, "old", "twin")
+    assert [c.verdict for c in same.cells] == ["not significant"]
+    assert same.cells[0].ratio_ci_lo <= 1.05 and same.cells[0].ratio_ci_hi >= 1 / 1.05
+    with pytest.raises(BenchbotError, match="has no model 'nope' \\(its models: new, old, twin\\)"):
+        compare_models(run, "old", "nope")
+    with pytest.raises(BenchbotError, match="not 'old' with itself"):
+        compare_models(run, "old", "old")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 import benchbot
 from benchbot.models.catalog import sha256_file, zoo_families
+from benchbot.runner import AGENT_PATH as AGENT
 from benchbot.transport.base import TransportError
 from benchbot.transport.ssh import SSHTransport
 from tests.test_fleet_ssh import (  # noqa: F401 - family and fleet are fixtures
@@ -143,3 +145,84 @@ def test_sigterm_stops_the_remote_agent_and_the_run_resumes(fleet: Fleet, family
     after = fleet.load(run.run_id)
     attempts = attempts_of(after, key, rep)
     assert after.complete and len(attempts) == 2 and len(attempts[0].samples()) == measured
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A real tmpfs of a given size at tmp/disk (mounting needs root, as in CI); unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount(size_bytes: int) -> Path:
+        where = tmp_path / "disk"
+        where.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(where)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def _pages(size: int) -> int:
+    return -(-size // 4096) * 4096
+
+
+def _small_disk_device(fleet: Fleet, family: Path, small_disk: Any,  # noqa: F811
+                      path: str | None = None) -> Path:
+    """Device "pi" whose work folder is a tmpfs with room for the agent and the int8 model, not the fp32 one."""
+    fp32, int8 = (family / "fp32.tflite").stat().st_size, (family / "int8.tflite").stat().st_size
+    slack = 48 * 1024  # room for the lock file and folders; less than the fp32 model needs
+    assert _pages(fp32) > slack + 4096
+    disk = small_disk(_pages(AGENT.stat().st_size) + _pages(int8) + slack)
+    env = f"SetEnv HOME={fleet.home}" + (f" PATH={path}" if path else "")
+    fleet.device("pi", server=fleet._start(extra_config=env))
+    profile = fleet.profiles / "pi.toml"
+    profile.write_text(profile.read_text().replace(str(fleet.workdir("pi")), str(disk / "bb")))
+    return disk / "bb"
+
+
+def _failed_reason(run: benchbot.Run) -> str:
+    [reason] = {e.get("reason") for e in run.log if e.get("event") == "cell" and e.get("status") == "failed"}
+    return str(reason)
+
+
+def test_a_full_device_disk_runs_the_cells_whose_files_fit(fleet: Fleet, family: Path,  # noqa: F811
+                                                           small_disk: Any) -> None:
+    workdir = _small_disk_device(fleet, family, small_disk)
+    proc = fleet.cli(["run", "--devices", "pi", "--models", str(family), "--variants", "fp32,int8",
+                      "--no-accuracy", *FAST])
+    assert proc.returncode == 3, proc.stderr  # partial: the int8 cell ran, the fp32 cell could not
+    assert "Traceback" not in proc.stderr and "size mismatch" not in proc.stderr, proc.stderr
+    run = fleet.load()
+    status = run.summary.set_index("variant")["status"]
+    assert status["int8"] == "ok" and status["fp32"] == "failed"
+    reason = _failed_reason(run)
+    assert reason.startswith("pi: not enough space on the device for fp32.tflite: "), reason
+    assert f"free in {workdir / 'blobs'}" in reason and f"{family.name}/fp32 is not measured" in reason
+    assert re.search(r": \d+\.\d kB free in .*, \d+\.\d kB needed", reason), reason
+    assert "not enough space on the device for fp32.tflite" in proc.stderr
+
+
+def test_an_upload_that_fills_the_disk_is_named_as_a_full_disk(fleet: Fleet, family: Path,  # noqa: F811
+                                                               small_disk: Any) -> None:
+    # df says "plenty" twice (the agent's and the model's check), so the upload itself runs into the full disk
+    fake = fleet.tmp / "fakebin"
+    fake.mkdir()
+    (fake / "df").write_text(
+        f'#!/bin/sh\nn=$(cat {fake}/n 2>/dev/null || echo 0); echo $((n + 1)) > {fake}/n\n'
+        'if [ "$n" -lt 2 ]; then printf "Filesystem 1024-blocks Used Available Capacity Mounted\\n'
+        'x 99999999 0 99999999 0%% /\\n"; exit 0; fi\nexec /bin/df "$@"\n')
+    (fake / "df").chmod(0o755)
+    workdir = _small_disk_device(fleet, family, small_disk, path=f"{fake}:/usr/bin:/bin")
+    proc = fleet.cli(["run", "--devices", "pi", "--models", str(family), "--variants", "fp32",
+                      "--no-accuracy", *FAST])
+    assert proc.returncode == 4, proc.stderr
+    assert (fake / "n").read_text().strip() == "3", "the upload did not go through the lying free-space check"
+    assert "Traceback" not in proc.stderr and "size mismatch" not in proc.stderr, proc.stderr
+    reason = _failed_reason(fleet.load())
+    assert reason.startswith("pi: not enough space on the device for fp32.tflite: "), reason
+    assert not list((workdir / "blobs").glob("*.part-*")), "a half-written upload was left on the device"

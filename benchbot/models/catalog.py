@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchbot.errors import BenchbotError
@@ -128,24 +128,13 @@ def resolve_models(specs: list[str] | None, variants: list[str] | None = None) -
             raise ModelError(f"the model zoo in {ZOO_DIR} is empty; pass --models PATH.tflite")
     families: list[ModelFamily] = []
     for spec in specs:
-        path = Path(spec).expanduser()
-        if path.is_dir():
-            families.append(load_family(path))
-        elif path.suffix == ".tflite" or path.exists():
-            check_tflite(path)
-            families.append(
-                ModelFamily(path.stem, None, None,
-                            [ModelVariant(path.stem, "model", path, sha256_file(path), path.stat().st_size)])
-            )
-        elif (ZOO_DIR / spec / "family.json").is_file():
-            families.append(load_family(ZOO_DIR / spec))
-        else:
-            zoo = ", ".join(zoo_families()) or "none"
-            raise ModelError(f"'{spec}' is neither a .tflite file, a folder of variants nor a zoo model (zoo: {zoo})")
+        label, spec = _split_label(spec)
+        families.append(_renamed(_resolve_one(spec), label) if label else _resolve_one(spec))
     names = [f.name for f in families]
     for name in set(names):
         if names.count(name) > 1:
-            raise ModelError(f"two models are both called '{name}'; rename one folder or file")
+            raise ModelError(f"two models are both called '{name}'; name them with NAME=PATH (e.g. --models "
+                             f"old={name}-old-folder,new={name}-new-folder) or rename one folder or file")
     if variants:
         wanted = set(variants)
         known = {v.variant for f in families for v in f.variants}
@@ -156,3 +145,38 @@ def resolve_models(specs: list[str] | None, variants: list[str] | None = None) -
             family.variants = [v for v in family.variants if v.variant in wanted]
         families = [f for f in families if f.variants]
     return families
+
+
+def _resolve_one(spec: str) -> ModelFamily:
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return load_family(path)
+    if path.suffix == ".tflite" or path.exists():
+        check_tflite(path)
+        return ModelFamily(path.stem, None, None,
+                           [ModelVariant(path.stem, "model", path, sha256_file(path), path.stat().st_size)])
+    if (ZOO_DIR / spec / "family.json").is_file():
+        return load_family(ZOO_DIR / spec)
+    zoo = ", ".join(zoo_families()) or "none"
+    raise ModelError(f"'{spec}' is neither a .tflite file, a folder of variants nor a zoo model (zoo: {zoo})")
+
+
+def _split_label(spec: str) -> tuple[str | None, str]:
+    """`NAME=PATH` names a model, so two builds of one model (old and new) can share a run and be compared.
+
+    A spec that exists as a file or folder is a path even when it holds '='.
+    """
+    if "=" not in spec or Path(spec).expanduser().exists():
+        return None, spec
+    label, _, target = spec.partition("=")
+    label = label.strip()
+    if not label or "/" in label or not label.isprintable():
+        raise ModelError(f"'{spec}': a model name before '=' must be a non-empty printable name without '/'")
+    if not target:
+        raise ModelError(f"'{spec}' names no model after '='")
+    return label, target
+
+
+def _renamed(family: ModelFamily, name: str) -> ModelFamily:
+    variants = [replace(v, family=name) for v in family.variants]
+    return replace(family, name=name, variants=variants)

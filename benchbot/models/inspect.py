@@ -96,11 +96,11 @@ def read_model(path: Path) -> dict[str, Any]:
         ops.append({"op": name, "version": version, "count": counts.get(index, 0),
                     "min_runtime": None if custom else min_runtime(name, version), "custom": bool(custom)})
     ops.sort(key=lambda o: (o["op"], o["version"]))
-    known = [o["min_runtime"] for o in ops if o["min_runtime"]]
+    known = [str(o["min_runtime"]) for o in ops if o["min_runtime"]]
     return {
         "path": str(path), "size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
         "subgraphs": subgraphs, "inputs": inputs, "outputs": outputs, "signatures": signatures, "ops": ops,
-        "custom_ops": sorted({o["op"].split(":", 1)[1] for o in ops if o["custom"] and ":" in o["op"]}),
+        "custom_ops": sorted({str(o["op"]).split(":", 1)[1] for o in ops if o["custom"] and ":" in str(o["op"])}),
         "min_runtime": max(known, key=version_key) if known else None,
         "unknown_ops": [f"{o['op']} v{o['version']}" for o in ops if not o["custom"] and not o["min_runtime"]],
     }

@@ -221,7 +221,7 @@ def _tensor(tensor: _Table, buffers: int) -> None:
             for type_field, value_field in ((2, 3), (4, 5)):
                 element = _SPARSE_VECTOR_ELEMENT.get(dim.scalar(type_field, "u8"))
                 values = dim.table(value_field, f"the sparse index of {what}") if element else None
-                if values is not None:
+                if values is not None and element is not None:
                     values.vector(0, element, f"the sparse index of {what}")
     tensor.ints(7, f"the shape signature of {what}")
 

@@ -113,10 +113,50 @@ def _rows(run: Run) -> dict[tuple, Any]:
 
 def compare(a: Run, b: Run, factor: float = 1.05, confidence: float = CONFIDENCE) -> Comparison:
     """Match the cells of two runs and judge each one (B against A) on its repetitions."""
+    result = Comparison(a.run_id, b.run_id, _checked_factor(factor), confidence)
+    _judge(result, _rows(a), _rows(b), same_model_expected=True)
+    result.notes = _notes(a, b, result)
+    return result
+
+
+def compare_models(run: Run, model_a: str, model_b: str, factor: float = 1.05,
+                   confidence: float = CONFIDENCE) -> Comparison:
+    """Model B against model A inside one run, cell by cell (same device, variant, threads, XNNPACK, batch).
+
+    The honest A/B: both models' repetitions ran interleaved in the same shuffled rounds on the same
+    device, so the machine's slow drift (thermal state, a shared host's other tenants) lands on both
+    sides alike, which two runs made at different times cannot promise.
+    """
+    models = set(run.summary["model"]) if not run.summary.empty else set()
+    for name in (model_a, model_b):
+        if name not in models:
+            known = ", ".join(sorted(str(m) for m in models)) or "none"
+            raise BenchbotError(f"run {run.run_id} has no model '{name}' (its models: {known})")
+    if model_a == model_b:
+        raise BenchbotError(f"compare two different models of run {run.run_id}, not '{model_a}' with itself")
+    result = Comparison(f"{run.run_id}:{model_a}", f"{run.run_id}:{model_b}", _checked_factor(factor), confidence)
+    pair = f"{model_b} vs {model_a}"
+
+    def rows(model: str) -> dict[tuple, Any]:
+        # the model name becomes the pair's name so that the two sides match on everything else
+        return {key[:2] + (pair,) + key[3:]: row for key, row in _rows(run).items() if key[2] == model}
+
+    _judge(result, rows(model_a), rows(model_b), same_model_expected=False)
+    if any(c.emulated for c in result.cells):
+        result.notes.append("Emulated cells compare QEMU on the host with itself: useful for catching regressions "
+                            "in a model, not for device speed.")
+    return result
+
+
+def _checked_factor(factor: float) -> float:
     if not (factor >= 1.0 and math.isfinite(factor)):
         raise BenchbotError(f"--factor must be 1 or more (a ratio such as 1.05), got {factor}")
-    result = Comparison(a.run_id, b.run_id, factor, confidence)
-    rows_a, rows_b = _rows(a), _rows(b)
+    return factor
+
+
+def _judge(result: Comparison, rows_a: dict[tuple, Any], rows_b: dict[tuple, Any], same_model_expected: bool
+           ) -> None:
+    """Fill `result` with a verdict for every cell both sides have, and name the cells only one side has."""
     result.only_a = [_label(k) for k in rows_a if k not in rows_b]
     result.only_b = [_label(k) for k in rows_b if k not in rows_a]
     for key, row_a in rows_a.items():
@@ -128,10 +168,11 @@ def compare(a: Run, b: Run, factor: float = 1.05, confidence: float = CONFIDENCE
             which = " and ".join(n for n, m in (("A", ma), ("B", mb)) if not m)
             result.no_data.append(f"{_label(key)}: no finished repetition in {which} to compare")
             continue
-        estimate = stats.ratio_of_repetitions(ma, mb, confidence)
+        estimate = stats.ratio_of_repetitions(ma, mb, result.confidence)
         assert estimate is not None
         notes = []
-        if row_a.get("model_sha256") and row_b.get("model_sha256") and row_a["model_sha256"] != row_b["model_sha256"]:
+        if (same_model_expected and row_a.get("model_sha256") and row_b.get("model_sha256")
+                and row_a["model_sha256"] != row_b["model_sha256"]):
             notes.append("different model file")
         if len(ma) < 2 or len(mb) < 2:
             notes.append("one repetition: no run-to-run evidence")
@@ -139,11 +180,9 @@ def compare(a: Run, b: Run, factor: float = 1.05, confidence: float = CONFIDENCE
             device=key[0], emulated=key[1], model=key[2], variant=key[3], threads=int(key[4]), xnnpack=key[5],
             batch=int(key[6]), reps_a=len(ma), reps_b=len(mb), p50_a_ms=float(row_a["p50_ms"]),
             p50_b_ms=float(row_b["p50_ms"]), ratio=estimate.ratio, ratio_ci_lo=estimate.lo, ratio_ci_hi=estimate.hi,
-            p_value=estimate.p_value, verdict=verdict(estimate.lo, estimate.hi, factor),
+            p_value=estimate.p_value, verdict=verdict(estimate.lo, estimate.hi, result.factor),
             flags_a=str(row_a.get("flags") or ""), flags_b=str(row_b.get("flags") or ""), note=", ".join(notes),
         ))
-    result.notes = _notes(a, b, result)
-    return result
 
 
 def _notes(a: Run, b: Run, result: Comparison) -> list[str]:

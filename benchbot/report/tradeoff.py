@@ -431,7 +431,7 @@ def _variant_color(variant: str, others: set[str]) -> Any:
     """The colours of benchbot's other plots: tab10 in the fixed variant order, unknown variants after."""
     import matplotlib
 
-    palette = matplotlib.colormaps["tab10"].colors
+    palette = matplotlib.colormaps["tab10"].colors  # type: ignore[attr-defined]  # a ListedColormap
     if variant in VARIANT_ORDER:
         return palette[VARIANT_ORDER.index(variant)]
     extra = sorted(v for v in others | {variant} if v not in VARIANT_ORDER)
@@ -457,12 +457,12 @@ def task_groups(rows: pd.DataFrame) -> list[tuple[list[str], pd.DataFrame]]:
 
 
 def _label_points(fig: Figure, ax: Any, xs: list[float], ys: list[float], areas: list[float], texts: list[str],
-                  bold: set[int] = frozenset()) -> None:
+                  bold: frozenset[int] | set[int] = frozenset()) -> None:
     """Put each label next to its marker where it overlaps no other label or marker; a leader line when far."""
     from matplotlib.transforms import Bbox
 
     fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # the Agg canvas has one
     px_per_pt = fig.dpi / 72.0
     centres = ax.transData.transform(np.column_stack([xs, ys]))
     radii = [math.sqrt(a) / 2 * px_per_pt for a in areas]

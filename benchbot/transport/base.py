@@ -33,6 +33,26 @@ class TransportError(Exception):
     """A device cannot be reached or a file cannot be placed on it; the message is for the user."""
 
 
+class DeviceFull(TransportError):
+    """A file does not fit on the device; the device itself works, so cells whose files fit still run."""
+
+    def __init__(self, message: str, *, file: str, free_bytes: int | None, needed_bytes: int) -> None:
+        super().__init__(message)
+        self.file = file
+        self.free_bytes = free_bytes
+        self.needed_bytes = needed_bytes
+
+
+def human_bytes(n: int | None) -> str:
+    """1.9 MB, 581 kB: sizes in the units people read on `df -h`, with no false precision."""
+    if n is None:
+        return "an unknown amount"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 class Transport(abc.ABC):
     """Reaches one device."""
 

@@ -31,7 +31,7 @@ import paramiko
 from paramiko.common import MSG_CHANNEL_REQUEST
 
 from benchbot.transport import hostkeys
-from benchbot.transport.base import CommandResult, Transport, TransportError
+from benchbot.transport.base import CommandResult, DeviceFull, Transport, TransportError, human_bytes
 
 # paramiko's transport threads log a failed handshake (a device that drops while we reconnect) with a full
 # traceback; without a handler of ours Python prints it on stderr. benchbot reports every such failure itself,
@@ -514,7 +514,12 @@ class SSHTransport(Transport):
                 exists = False
             if exists and self._remote_sha256(final) == sha256:
                 return final
-            _makedirs(sftp, final.rsplit("/", 1)[0])
+            folder = final.rsplit("/", 1)[0]
+            _makedirs(sftp, folder)
+            needed = _space_needed(local.stat().st_size)
+            free = self._free_bytes(folder)
+            if free is not None and free < needed:
+                raise self._device_full(local, folder, free, needed)
             tmp = f"{final}.part-{secrets.token_hex(6)}"
             try:
                 sent = 0
@@ -524,7 +529,18 @@ class SSHTransport(Transport):
                     self.bytes_sent += done - sent
                     sent = done
 
-                sftp.put(str(local), tmp, callback=progress, confirm=True)
+                try:
+                    sftp.put(str(local), tmp, callback=progress, confirm=True)
+                except OSError as e:
+                    # a full disk shows up as "size mismatch in put!" or a bare SFTP "Failure": ask df
+                    try:
+                        sftp.remove(tmp)
+                    except OSError:
+                        pass
+                    free = self._free_bytes(folder)
+                    if free is not None and free < needed:
+                        raise self._device_full(local, folder, free, needed) from e
+                    raise
                 got = self._remote_sha256(tmp)
                 if got != sha256:
                     raise TransportError(
@@ -553,6 +569,18 @@ class SSHTransport(Transport):
                                  f"while copying {local} to it (frozen or overloaded?)") from None
         except (OSError, EOFError, paramiko.SSHException) as e:
             raise TransportError(f"{self.name}: cannot copy {local.name} to the device: {_describe(e)}") from e
+
+    def _free_bytes(self, folder: str) -> int | None:
+        """Bytes an unprivileged writer may still use in `folder` (df's "Available"); None when df cannot say."""
+        script = f"df -Pk {shlex.quote(folder)} 2>/dev/null | awk 'NR==2 {{print $4}}'"
+        rc, out, _err = self._exec(script, timeout=max(self.answer_timeout_s, self.settings.connect_timeout_s))
+        text = out.strip()
+        return int(text) * 1024 if rc == 0 and text.isdigit() else None
+
+    def _device_full(self, local: Path, folder: str, free: int | None, needed: int) -> DeviceFull:
+        return DeviceFull(
+            f"{self.name}: not enough space on the device for {local.name}: {human_bytes(free)} free in {folder}, "
+            f"{human_bytes(needed)} needed", file=local.name, free_bytes=free, needed_bytes=needed)
 
     def _remote_sha256(self, path: str) -> str:
         p = shlex.quote(path)
@@ -874,6 +902,11 @@ def _track_exit_signals(transport: paramiko.Transport | None, store: dict[int, s
     table = dict(table)
     table[MSG_CHANNEL_REQUEST] = handle
     transport._channel_handler_table = table  # instance attribute: this connection only
+
+
+def _space_needed(size: int) -> int:
+    """What a file of `size` bytes takes on a device's disk: whole 4 KiB blocks, plus one for the folder entry."""
+    return -(-size // 4096) * 4096 + 4096
 
 
 def _makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
