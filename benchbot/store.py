@@ -40,6 +40,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -286,10 +287,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+_loads: Callable[[bytes], Any] = json.loads
 try:  # ~3x faster than json on the telemetry lines; optional: json reads the same files
-    from orjson import loads as _loads
+    from orjson import loads as _orjson_loads
+
+    _loads = _orjson_loads
 except ImportError:  # pragma: no cover
-    _loads = json.loads
+    pass
 
 
 @dataclass

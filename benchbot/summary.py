@@ -75,7 +75,10 @@ def samples_frame(run: Run) -> pd.DataFrame:
     The cell columns are expanded once from a per-row owner number, with run_id, device, model and
     variant as categoricals: 2 million samples take ~110 MB instead of ~500 MB at peak, and group faster.
     """
-    parts, owners, order, cells = [], [], [], []
+    parts: list[pd.DataFrame] = []
+    owners: list[np.ndarray] = []
+    order: list[np.ndarray] = []
+    cells: list[dict[str, Any]] = []
     for attempt in _attempts(run):
         frame = attempt.samples()
         if frame.empty:
@@ -427,8 +430,8 @@ def summary_frame(run: Run) -> pd.DataFrame:
             flags.append(status)
         row.update(status=status, reason=failures[0] if failures else None, flags=",".join(flags),
                    attempt=max(a.attempt for a in reps.values()))
-        attempt = run.best(cell.key)
-        accuracy = attempt.first("accuracy") if attempt else None
+        best = run.best(cell.key)
+        accuracy = best.first("accuracy") if best else None
         row["accuracy"] = accuracy.get("accuracy") if accuracy else None
         row["accuracy_n"] = accuracy.get("n") if accuracy else None
         errors = [r.get("accuracy_error") for r in rep_rows if r.get("accuracy_error")]

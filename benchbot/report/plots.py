@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from benchbot.summary import Run
 
 CELL = ["device", "model", "variant", "threads", "xnnpack", "batch"]
-PALETTE = matplotlib.colormaps["tab10"].colors
+PALETTE = matplotlib.colormaps["tab10"].colors  # type: ignore[attr-defined]  # a ListedColormap
 WARMUP_COLOR = "#f2c14e"
 LOOP_COLOR = "#7fb77e"
 THROTTLE_COLOR = "#d62728"
@@ -223,7 +223,7 @@ def _series_legend(fig: Figure, frame: pd.DataFrame, kind: str = "patch") -> Non
     series = list(dict.fromkeys(zip(frame["series"], frame["variant"])))
     variants = set(frame["variant"])
     if kind == "patch":
-        handles = [Patch(facecolor=variant_color(v, variants), label=s) for s, v in series]
+        handles: list[Any] = [Patch(facecolor=variant_color(v, variants), label=s) for s, v in series]
     else:
         handles = [Line2D([], [], color=variant_color(v, variants), marker="o", label=s) for s, v in series]
     top = 1 - 0.38 / fig.get_figheight()
@@ -710,9 +710,9 @@ def plot_run(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), c
     for i, slot in enumerate(slots):
         assert slot is not None
         kind, device, stem, title = slot
-        paths = [stem.with_name(f"{stem.name}.{ext}") for ext in formats] if i in fresh else drawn.get(stem)
-        if paths:
-            written.append(PlotFile(kind, title, paths, run.run_id, device))
+        files = [stem.with_name(f"{stem.name}.{ext}") for ext in formats] if i in fresh else drawn.get(stem)
+        if files:
+            written.append(PlotFile(kind, title, files, run.run_id, device))
         elif i not in fresh:
             digests.pop(stem.name, None)  # nothing to draw (no sweep, no power): decide again next time
     _save_inputs(out_dir, {k: v for k, v in digests.items()})
@@ -784,6 +784,7 @@ def _cell_plots(run: Run, out_dir: Path, formats: tuple[str, ...], limit: int | 
     written, stale = [], []
     for cell in select_cells(run, limit):
         attempt = run.best(cell.key)
+        assert attempt is not None  # select_cells keeps only cells with an attempt
         stem = out_dir / f"{cell.key}-timeline"
         paths = [stem.with_name(f"{stem.name}.{ext}") for ext in formats]
         written.append(PlotFile("timeline", f"{cell.device}: {cell.label()} timeline", paths, run.run_id,
