@@ -20,7 +20,7 @@ import gc
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -651,6 +651,24 @@ def _save_inputs(out_dir: Path, digests: dict[str, str]) -> None:
     tmp.replace(out_dir / INPUTS_FILE)
 
 
+def drawn_unless_unchanged(folder: Path, stem: str, formats: tuple[str, ...], inputs: Any,
+                           make: Callable[[], Figure | None]) -> list[Path] | None:
+    """A figure of other report sections (the trade-off's Pareto plots), kept when what it is drawn from
+    (`inputs`, hashed by its repr) is unchanged since it was drawn; None when there is nothing to draw."""
+    paths = [folder / f"{stem}.{ext}" for ext in formats]
+    digest = _digest([], stem, formats, repr(inputs))
+    known = _load_inputs(folder)
+    if formats and known.get(stem) == digest and all(p.is_file() for p in paths):
+        return paths
+    fig = make()
+    if fig is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    written = _finish(fig, folder / stem, formats)
+    _save_inputs(folder, {**_load_inputs(folder), stem: digest})
+    return written
+
+
 #: Cell timelines drawn by default; bigger runs get the most telling ones (flagged, then least stable) first.
 DEFAULT_CELL_LIMIT = 48
 
@@ -715,7 +733,10 @@ def plot_run(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), c
             written.append(PlotFile(kind, title, files, run.run_id, device))
         elif i not in fresh:
             digests.pop(stem.name, None)  # nothing to draw (no sweep, no power): decide again next time
-    _save_inputs(out_dir, {k: v for k, v in digests.items()})
+    # keep what other sections recorded (drawn_unless_unchanged); forget this function's plots not drawn now
+    others = {k: v for k, v in _load_inputs(out_dir).items()
+              if not k.startswith("cells/") and k.split("-")[0] not in _DEVICE_FIGURES}
+    _save_inputs(out_dir, {**others, **digests})
     return written + timelines
 
 
