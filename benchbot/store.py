@@ -171,8 +171,9 @@ class CellWriter:
         self.repetition = repetition
         self.events = open(folder / "events.jsonl", "a", encoding="utf-8")
         self.samples = open(folder / SAMPLES_FILE, "ab")
-        self.samples.write(SAMPLES_HEADER.pack(SAMPLES_MAGIC, FORMAT_VERSION, SAMPLES_HEADER.size, 0))
-        self.samples.flush()
+        if os.fstat(self.samples.fileno()).st_size == 0:
+            self.samples.write(SAMPLES_HEADER.pack(SAMPLES_MAGIC, FORMAT_VERSION, SAMPLES_HEADER.size, 0))
+            self.samples.flush()
         #: Rows written to the samples file per phase: the outcome records them, so a reader can tell a whole
         #: file from a truncated, damaged or deleted one.
         self.written: dict[str, int] = {}
@@ -180,10 +181,15 @@ class CellWriter:
     def write_event(self, event: dict[str, Any]) -> None:
         if event.get("event") == "samples":
             phase = str(event.get("phase", "loop"))
-            self.samples.write(encode_chunk(phase, event["start_ns"], event["latency_ns"]))
-            self.samples.flush()
-            self.written[phase] = self.written.get(phase, 0) + len(event["latency_ns"])
-            return
+            try:
+                chunk, rows = encode_chunk(phase, event["start_ns"], event["latency_ns"])
+            except (KeyError, TypeError, ValueError, OverflowError):
+                chunk, rows = b"", 0  # not samples this format holds: kept as they came, in events.jsonl
+            if rows or chunk:
+                self.samples.write(chunk)
+                self.samples.flush()
+                self.written[phase] = self.written.get(phase, 0) + rows
+                return
         self.events.write(json.dumps(event, separators=(",", ":")) + "\n")
         self.events.flush()
 
@@ -200,17 +206,20 @@ class CellWriter:
                 fh.close()
 
 
-def encode_chunk(phase: str, start_ns: Any, latency_ns: Any) -> bytes:
-    """One checked chunk of samples.bin: header, then (start_ns, latency_ns) rows as little-endian int64."""
-    name = phase.encode("ascii")
+def encode_chunk(phase: str, start_ns: Any, latency_ns: Any) -> tuple[bytes, int]:
+    """One checked chunk of samples.bin and its row count: header, then (start_ns, latency_ns) rows as
+    little-endian int64 (as many rows as both lists have). ValueError for a phase name of more than 8
+    ASCII characters or values that are not integers."""
+    name = phase.encode("ascii")  # UnicodeEncodeError is a ValueError
     if len(name) > 8:
-        raise BenchbotError(f"sample phase {phase!r} is longer than 8 characters")
-    rows = np.empty(len(latency_ns), ROW)
-    rows["start_ns"] = start_ns
-    rows["latency_ns"] = latency_ns
+        raise ValueError(f"sample phase {phase!r} is longer than 8 characters")
+    n = min(len(start_ns), len(latency_ns))
+    rows = np.empty(n, ROW)
+    rows["start_ns"] = np.asarray(start_ns[:n], dtype=np.int64)
+    rows["latency_ns"] = np.asarray(latency_ns[:n], dtype=np.int64)
     payload = rows.tobytes()
-    head = struct.pack("<4s8sII", CHUNK_MAGIC, name, len(rows), 0)
-    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
+    head = struct.pack("<4s8sII", CHUNK_MAGIC, name, n, 0)
+    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload, n
 
 
 # ----------------------------------------------------------------------------- reading

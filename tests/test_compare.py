@@ -167,7 +167,7 @@ def _copy_with_scaled_latencies(run_folder: Path, dest: Path, scale: float) -> P
         latency = frame["latency_ns"].to_numpy()
         latency = np.where(loop, np.round(latency * scale).astype(np.int64), latency)
         header = samples.read_bytes()[:SAMPLES_HEADER.size]
-        chunks = [encode_chunk(p, frame["start_ns"].to_numpy()[m], latency[m])
+        chunks = [encode_chunk(p, frame["start_ns"].to_numpy()[m], latency[m])[0]
                   for p in ("warmup", "loop") for m in [(frame["phase"] == p).to_numpy()] if m.any()]
         samples.write_bytes(header + b"".join(chunks))
     return dest

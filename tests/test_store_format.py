@@ -198,3 +198,20 @@ def test_no_two_modules_import_each_other() -> None:
     assert ("benchbot.store", "benchbot.summary") not in pairs
     assert "benchbot.summary" not in graph["benchbot.store"]
     assert set(pairs) <= KNOWN_ELSEWHERE, pairs
+
+
+def test_samples_the_format_cannot_hold_are_kept_in_the_events(tmp_path: Path) -> None:
+    path, _ = _write_run(tmp_path, [("loop", 10)])
+    from benchbot.store import CellWriter
+
+    writer = CellWriter(path.parent, _load_one(path).cells[0], 1)
+    writer.write_event({"event": "samples", "phase": "a-long-phase", "start_ns": [1], "latency_ns": [2]})
+    writer.write_event({"event": "samples", "phase": "loop", "start_ns": [1, 2], "latency_ns": ["x", None]})
+    writer.write_event({"event": "samples", "phase": "loop", "start_ns": [5, 6, 7], "latency_ns": [8, 9]})
+    writer.close()
+    assert writer.written == {"loop": 2}
+    [attempt] = _load_one(path).attempts["local--m--fp32--t1"]
+    kept = attempt.all("samples")
+    assert [e["phase"] for e in kept] == ["a-long-phase", "loop"] and kept[1]["latency_ns"] == ["x", None]
+    assert attempt.samples()["latency_ns"].tolist()[-2:] == [8, 9] and len(attempt.samples()) == 12
+    assert "12 of 10 loop" in str(attempt.damage)  # the outcome said 10: the file holds more than it recorded
