@@ -363,7 +363,8 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> list[str]:
+    """A Markdown table; `align` has one l or r per column (default: first left, the rest right)."""
+    from benchbot.report.fmt import markdown_table
+
     align = align or "l" + "r" * (len(header) - 1)
-    marks = ["---:" if a == "r" else "---" for a in align]
-    return ["| " + " | ".join(header) + " |", "|" + "|".join(marks) + "|",
-            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+    return markdown_table(header, rows, {h for h, a in zip(header, align) if a == "r"})

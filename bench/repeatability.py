@@ -12,7 +12,7 @@ the same runs (whole-command wall time minus the timed loops).
     python bench/repeatability.py [--threads 1,2] [--quick]
 
 Default plan: `benchbot run` with its defaults (the bundled zoo on the local device, threads from
-device_profiles/local.toml, accuracy pass on), i.e. what `make demo` runs.
+benchbot/device_profiles/local.toml, accuracy pass on), i.e. what `make demo` runs.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 In order: observer (observer effect, sampler CPU), peer (agreement with litert-benchmark),
 repeatability (the same plan twice), orchestration (cost per agent process, from those two runs),
 gate (honest intervals and the regression gate over several runs of one plan), report_cost (report and load_run on 200 cells x 10,000 samples), ssh_overhead (another
-engineer's script, run as is when sshd exists). Each writes bench/out/<name>.json; this script
+engineer's script, run as is when sshd exists), fleet (the controller's cost at 10/50/100 SSH devices; a few minutes). Each writes bench/out/<name>.json; this script
 writes bench/out/summary.json and bench/out/summary.md. About 6-8 minutes on a 2-core machine.
 
 The machine, its load average before and after each benchmark, and the CPU other processes used
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import BENCH, OUT, PYTHON, log  # noqa: E402
 
-ORDER = ("observer", "peer", "repeatability", "orchestration", "gate", "report_cost", "ssh_overhead")
+ORDER = ("observer", "peer", "repeatability", "orchestration", "gate", "report_cost", "ssh_overhead", "fleet")
 
 
 def _run_module(name: str, quick: bool) -> dict[str, Any]:
@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=60.0, help="longest wait per benchmark for --max-load (s)")
     args = parser.parse_args(argv)
     names = [n for n in ORDER if not args.only or n in args.only.split(",")]
-    if args.skip_ssh and "ssh_overhead" in names:
-        names.remove("ssh_overhead")
+    for needs_sshd in ("ssh_overhead", "fleet"):
+        if args.skip_ssh and needs_sshd in names:
+            names.remove(needs_sshd)
 
     begin = time.monotonic()
     info = common.host()

@@ -135,13 +135,12 @@ def main() -> int:
         "\"outside agent\" leaves out the agent's own model load, first inference and warmup "
         "(process start, imports, SSH channel, pushes). \"run wall\" adds connecting and the agent's hello.",
         "",
-        "| setup | run | cells | overhead median | overhead max | outside agent (median) | run wall | bytes sent |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    for r in rows:
-        lines.append(f"| {r['setup']} | {r['run']} | {r['cells']} | {r['overhead_median_s']:.2f} s | "
-                     f"{r['overhead_max_s']:.2f} s | {r['outside_agent_median_s']:.2f} s | {r['run_wall_s']:.1f} s | "
-                     f"{_bytes(r['bytes_sent'])} |")
+    lines += common.md_table(
+        ["setup", "run", "cells", "overhead median", "overhead max", "outside agent (median)", "run wall", "bytes sent"],
+        [[r["setup"], r["run"], r["cells"], f"{r['overhead_median_s']:.2f} s", f"{r['overhead_max_s']:.2f} s",
+          f"{r['outside_agent_median_s']:.2f} s", f"{r['run_wall_s']:.1f} s", _bytes(r["bytes_sent"])] for r in rows],
+        "llrrrrrl")
     load = os.getloadavg()
     lines += ["", f"Host load average while measuring: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min) on "
               f"{os.cpu_count()} cores; other work on the host inflates every row."]

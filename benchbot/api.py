@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,6 +55,33 @@ class RunRequest:
     input_data: str | None = None
     input_shapes: str | None = None
     signature: str | None = None
+    # a fleet (benchbot.fleet, benchbot.inventory): --inventory FILE with --profile BASE, --max-parallel, --progress
+    inventory: str | None = None
+    base_profile: str | None = None
+    max_parallel: int | None = None
+    progress: str = "auto"
+
+
+def request_devices(request: RunRequest) -> list[Profile]:
+    """The devices of a request: inventory hosts (--inventory) or profile names."""
+    if not request.inventory:
+        profiles = load_devices(request.devices, request.rehearse)
+        if any(p.transport == "labgrid" for p in profiles):
+            import importlib.util
+
+            try:
+                present = importlib.util.find_spec("labgrid") is not None
+            except (ImportError, ValueError):  # ValueError: set to None in sys.modules (blocked)
+                present = False
+            if not present:  # one sentence before anything starts
+                from benchbot.transport.labgrid import INSTALL_HINT
+
+                raise BenchbotError(INSTALL_HINT)
+        return profiles
+    from benchbot.inventory import inventory_devices
+
+    profiles = inventory_devices(request.inventory, request.devices, request.base_profile)
+    return [qemu_twin(p) for p in profiles] if request.rehearse else profiles
 
 
 def load_devices(names: list[str], rehearse: bool = False) -> list[Profile]:
@@ -98,7 +126,7 @@ def _execute(request: RunRequest, transport_factory: Callable[[Profile], Transpo
         )
         settings.validate()
         validate_axes(request.threads, request.batches)
-        devices = load_devices(request.devices, request.rehearse)
+        devices = request_devices(request)
         families = resolve_models(request.models, request.variants)
         plan = build_plan(devices, families, settings, threads=request.threads, xnnpack=request.xnnpack,
                           batches=request.batches, interleave=request.interleave)
@@ -112,8 +140,14 @@ def _execute(request: RunRequest, transport_factory: Callable[[Profile], Transpo
         writer = RunWriter.create(root, plan, request.argv)
         held.enter_context(run_lock(writer.folder))
         todo = plan.units
-    progress = make_progress(request.quiet)
+    from benchbot import fleet
+
+    slots = fleet.max_parallel(request.max_parallel, len(plan.devices))
+    progress = fleet.DeviceLines() if not request.quiet and fleet.compact(len(plan.devices), request.progress) \
+        else make_progress(request.quiet)
     runner = Runner(plan, writer, progress, transport_factory)
+    if slots < len(plan.devices):
+        runner.slots = threading.Semaphore(slots)
     try:
         return runner.run(todo)
     finally:
@@ -127,8 +161,9 @@ def _resume(request: RunRequest, root: Path) -> tuple[Plan, RunWriter, list]:
     settings = settings_from_json(run.manifest["plan"]["settings"])
     device_info = run.manifest.get("devices", {})
     devices = []
+    listed = {p.name: p for p in request_devices(request)} if request.inventory else {}  # --inventory again
     for name in device_info:
-        profile = load_profile(name)
+        profile = listed[name] if name in listed else load_profile(name)
         if device_info[name].get("emulated") and not profile.emulated:
             profile = qemu_twin(profile)
         devices.append(profile)

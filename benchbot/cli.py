@@ -102,6 +102,14 @@ def main() -> None:
 @click.option("--input-shape", "input_shapes", default=None, metavar="NAME=1x128[,...]",
               help="Shape of inputs with a dynamic (-1) dimension.")
 @click.option("--signature", default=None, help="Run this signature of the model [default: the first].")
+@click.option("--inventory", default=None, metavar="FILE",
+              help="Ansible inventory (needs ansible-core): --devices names its groups or hosts [default: all].")
+@click.option("--profile", "base_profile", default=None, metavar="NAME",
+              help="With --inventory: the device profile every host starts from (runtime, threads, ...).")
+@click.option("--max-parallel", type=int, default=None, metavar="N",
+              help="At most N devices at once [default: all, up to 128].")
+@click.option("--progress", "progress_detail", type=click.Choice(["auto", "devices", "cells"]), default="auto",
+              show_default=True, help="One line per device, or per repetition; auto: per device above 8 devices.")
 @results_option
 @friendly
 def run(**opts: Any) -> None:
@@ -111,7 +119,7 @@ def run(**opts: Any) -> None:
     from benchbot.runner import run_status
 
     request = RunRequest(
-        devices=_csv(opts["devices"]) or ["local"],
+        devices=_csv(opts["devices"]) or ([] if opts["inventory"] else ["local"]),
         models=_csv(opts["models"]),
         variants=_csv(opts["variants"]),
         threads=_csv(opts["threads"], int, "--threads"),
@@ -125,6 +133,8 @@ def run(**opts: Any) -> None:
         results=opts["results"], quiet=opts["quiet"], argv=sys.argv[1:],
         input_ranges=opts["input_ranges"], input_data=opts["input_data"], input_shapes=opts["input_shapes"],
         signature=opts["signature"],
+        inventory=opts["inventory"], base_profile=opts["base_profile"], max_parallel=opts["max_parallel"],
+        progress=opts["progress_detail"],
     )
     try:
         with sigterm_as_ctrl_c():  # `kill`, `timeout` and service managers stop a run as Ctrl-C does
@@ -236,15 +246,26 @@ def list_runs_command(run: str | None, verify: bool, results: str | None) -> Non
 
 @main.group()
 def devices() -> None:
-    """Device profiles: list them, check a device, trust its host key, set it up."""
+    """Device profiles: list them, copy one to edit, check a device, trust its host key, set it up."""
 
 
 @devices.command("list")
+@click.option("--inventory", default=None, metavar="FILE", help="List the hosts of this Ansible inventory instead.")
+@click.option("--devices", "names", default=None, help="With --inventory: only these groups or hosts.")
+@click.option("--profile", "base_profile", default=None, metavar="NAME", help="With --inventory: the base profile.")
 @friendly
-def devices_list() -> None:
-    """Profiles found, and where each device points."""
+def devices_list(inventory: str | None, names: str | None, base_profile: str | None) -> None:
+    """Profiles found, and where each device points (or what an Ansible inventory resolves to)."""
     from benchbot.profiles import available_profiles, load_profile, location
 
+    if inventory:
+        from benchbot.inventory import inventory_devices
+
+        for profile in inventory_devices(inventory, _csv(names), base_profile):
+            key = f"  key {profile.ssh.key}" if profile.ssh.key else ""
+            click.echo(f"{profile.name:14} {location(profile):40} python {profile.python or 'python3'}  "
+                       f"workdir {profile.workdir}{key}  (from {inventory}, profile {base_profile or 'defaults'})")
+        return
     for name, path in sorted(available_profiles().items()):
         try:
             profile = load_profile(str(path))
@@ -252,6 +273,19 @@ def devices_list() -> None:
             click.echo(f"{name:14} INVALID: {exc}")
             continue
         click.echo(f"{name:14} {location(profile):40} {profile.description}  ({path})")
+
+
+@devices.command("init")
+@click.argument("name")
+@click.option("--from", "source", required=True, help="The profile to copy: a device name (pi4, local, ...) or a .toml file.")
+@click.option("--force", is_flag=True, help="Overwrite ./device_profiles/NAME.toml if it exists.")
+@friendly
+def devices_init(name: str, source: str, force: bool) -> None:
+    """Write an editable copy of a profile into ./device_profiles/NAME.toml (searched before the bundled ones)."""
+    from benchbot.profiles import init_profile
+
+    path = init_profile(name, source, force)
+    click.echo(f"wrote {path}: edit it, then `benchbot devices check {name}`")
 
 
 @devices.command("check")

@@ -24,6 +24,7 @@ from benchbot.models.catalog import sha256_file
 from benchbot.profiles import Profile, load_profile, location
 from benchbot.runner import agent_hello, device_python, push_agent
 from benchbot.transport import Transport, TransportError, for_profile
+from benchbot.wheeltags import device_tags, manylinux_platforms, parse_requirement, parse_wheel
 
 Echo = Callable[[str], Any]
 
@@ -173,13 +174,23 @@ def trust_device(name: str, replace: bool, echo: Echo) -> None:
     if profile.transport == "local":
         echo(f"{profile.name}: this machine is reached without SSH; there is nothing to trust")
         return
+    if profile.transport == "labgrid":  # every board the place (or tags) may give, without acquiring
+        from benchbot.transport.labgrid import trust_targets
+
+        for place, transport in trust_targets(profile):
+            echo(f"{profile.name}: labgrid place {place}")
+            _trust(profile, transport, replace, echo)
+        return
     if profile.transport != "ssh":
         echo(f"{profile.name}: a {profile.transport} device brings its own host key; there is nothing to trust")
         return
     from benchbot.transport import ssh_settings
     from benchbot.transport.ssh import SSHTransport
 
-    transport = SSHTransport(ssh_settings(profile))  # type: ignore[arg-type]
+    _trust(profile, SSHTransport(ssh_settings(profile)), replace, echo)  # type: ignore[arg-type]
+
+
+def _trust(profile: Profile, transport: Any, replace: bool, echo: Echo) -> None:
     try:
         recorded = transport.trust(replace=replace)
     except TransportError as exc:
@@ -196,13 +207,7 @@ def trust_device(name: str, replace: bool, echo: Echo) -> None:
 
 # ---------------------------------------------------------------------------------------------- setup
 
-_RUNTIME_SPEC = re.compile(
-    r"^(?P<name>ai[-_.]edge[-_.]litert|tflite[-_.]runtime)"
-    r"(?P<spec>\s*(?:===|==|!=|~=|<=|>=|<|>)\s*[A-Za-z0-9.*+!]+"
-    r"(?:\s*,\s*(?:===|==|!=|~=|<=|>=|<|>)\s*[A-Za-z0-9.*+!]+)*)?$",
-    re.IGNORECASE,
-)
-_WHEEL_NAME = re.compile(r"^[A-Za-z0-9._+-]+\.whl$")
+_RUNTIMES = ("ai-edge-litert", "tflite-runtime")
 _FACTS = (
     "import json, platform, sys\n"
     "lib, ver = platform.libc_ver()\n"
@@ -214,15 +219,14 @@ _FACTS = (
 
 def runtime_requirements(runtime: str) -> list[str]:
     """pip requirements for a --runtime value: numpy (below 2 for tflite-runtime), the runtime, psutil."""
-    match = _RUNTIME_SPEC.match(runtime.strip())
-    if not match:
+    try:
+        name, spec = parse_requirement(runtime, _RUNTIMES)
+    except ValueError:
         raise BenchbotError(
             f"--runtime takes ai-edge-litert or tflite-runtime, optionally with a version such as "
             f"tflite-runtime==2.14.0, got '{runtime}'"
-        )
-    tflite = match.group("name").lower().startswith("tflite")
-    name = "tflite-runtime" if tflite else "ai-edge-litert"
-    spec = re.sub(r"\s+", "", match.group("spec") or "")
+        ) from None
+    tflite = name == "tflite-runtime"
     # tflite-runtime (last release 2.14) is built against numpy 1: with numpy 2 its import fails.
     return ["numpy<2" if tflite else "numpy", name + spec, "psutil"]
 
@@ -238,15 +242,7 @@ def platform_tags(machine: str, libc: str, libc_version: str) -> list[str]:
     major, minor = (int(x) for x in libc_version.split(".")[:2])
     if major != 2:
         raise BenchbotError(f"glibc {libc_version} is not a version pip knows wheels for")
-    tags = [f"manylinux_2_{m}_{arch}" for m in range(minor, 16, -1)]
-    if minor >= 17:
-        tags.append(f"manylinux2014_{arch}")
-    if arch in ("x86_64", "i686"):
-        if minor >= 12:
-            tags.append(f"manylinux2010_{arch}")
-        if minor >= 5:
-            tags.append(f"manylinux1_{arch}")
-    return tags
+    return manylinux_platforms(arch, (major, minor))
 
 
 def wheel_cache_root() -> Path:
@@ -302,6 +298,15 @@ def download_wheels(facts: dict[str, Any], requirements: list[str], echo: Echo,
                 found.append(path)
     if not found:  # an unknown pip wording: send the whole folder rather than too little
         found = sorted(folder.glob("*.whl"))
+    accepted = device_tags(version, platforms)
+    for path in found:
+        try:
+            fits = parse_wheel(path.name).fits(accepted)
+        except ValueError as exc:
+            raise BenchbotError(f"refusing a wheel with an unexpected file name: {path.name!r}") from exc
+        if not fits:  # pip chose it, so it was put in the cache by hand
+            raise BenchbotError(f"{path.name} does not install on Python {version} on {platforms[0]}; "
+                                f"remove it from {folder} and run setup again")
     return found
 
 
@@ -394,8 +399,6 @@ def setup_device(profile: Profile, requirements: list[str], offline: bool, base_
             sent = transport.bytes_sent
             pairs: list[str] = []
             for wheel in wheels:
-                if not _WHEEL_NAME.match(wheel.name):
-                    raise BenchbotError(f"refusing a wheel with an unexpected file name: {wheel.name!r}")
                 pairs += [transport.push(wheel, sha256_file(wheel)), wheel.name]
             link = 'd=$1; shift; mkdir -p "$d" || exit 1; while [ $# -gt 1 ]; do ln -sf "$1" "$d/$2" || exit 1; shift 2; done'
             rc, lines, err = step.run(["/bin/sh", "-c", link, "sh", wheel_dir, *pairs], deadline_s=60)

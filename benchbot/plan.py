@@ -19,6 +19,7 @@ from typing import Any
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import ModelFamily
 from benchbot.profiles import Profile
+from benchbot.vocab import cell_label
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,7 @@ class Cell:
     repetitions: int = 1  # runs stored before repetitions existed have one
 
     def label(self) -> str:
-        extra = ("" if self.xnnpack else " no-xnnpack") + (f" batch {self.batch}" if self.batch != 1 else "")
-        return f"{self.model}/{self.variant} t{self.threads}{extra}"
+        return cell_label(self.model, self.variant, self.threads, self.xnnpack, self.batch)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import tomllib
 
 from benchbot.errors import BenchbotError
 
-TRANSPORTS = ("local", "ssh", "qemu")
+TRANSPORTS = ("local", "ssh", "qemu", "labgrid")
 RUNTIMES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
 HOST_KEY_POLICIES = ("strict", "accept-new")
 
@@ -47,6 +47,16 @@ class EmulateConfig:
 
 
 @dataclass(frozen=True)
+class LabgridConfig:
+    """Where a board farm's place is acquired (benchbot.transport.labgrid): a place by name, or any with tags."""
+
+    coordinator: str = ""
+    place: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+    wait_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     path: Path | None
@@ -64,6 +74,7 @@ class Profile:
     time_scale: float = 1.0
     ssh: SSHConfig = field(default_factory=SSHConfig)
     emulate: EmulateConfig | None = None
+    labgrid: LabgridConfig | None = None
 
     def with_name(self, name: str) -> Profile:
         from dataclasses import replace
@@ -106,6 +117,12 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     "telemetry": {
         "interval_ms": (int, "milliseconds >= 10"),
     },
+    "labgrid": {
+        "coordinator": (str, "HOST:PORT of the labgrid coordinator"),
+        "place": (str, "the name of a labgrid place"),
+        "tags": (dict, "a table of tags a free place must have, e.g. { board = \"pi4\" }"),
+        "wait_s": ((int, float), "seconds >= 0 to wait for a taken place"),
+    },
     "emulate": {
         "cpu": (str, "a QEMU cpu model such as cortex-a72"),
         "cores": (int, "a core count 1-8"),
@@ -119,19 +136,29 @@ def location(profile: Profile) -> str:
     if profile.transport == "ssh":
         ssh = profile.ssh
         return f"ssh {ssh.user + '@' if ssh.user else ''}{ssh.host}{':' + str(ssh.port) if ssh.port else ''}"
+    if profile.transport == "labgrid" and profile.labgrid is not None:
+        lab = profile.labgrid
+        what = f"place {lab.place}" if lab.place else "a place with " + ",".join(f"{k}={v}" for k, v in lab.tags)
+        return f"labgrid {what} via {lab.coordinator}"
     return {"local": "this machine", "qemu": "QEMU arm64 guest on 127.0.0.1"}.get(profile.transport, profile.transport)
 
 
+BUNDLED_DIR = Path(__file__).resolve().parent / "device_profiles"
+"""The profiles shipped inside the package (package data), so a wheel installed anywhere finds them."""
+USER_DIR_NAME = "device_profiles"
+"""The folder in the current directory whose profiles override the bundled ones (and where `init` writes)."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def profile_dirs() -> list[Path]:
-    """Where profiles are looked up, first match wins: $BENCHBOT_PROFILES, ./device_profiles, the repo's."""
+    """Where profiles are looked up, first match wins: $BENCHBOT_PROFILES, ./device_profiles, the bundled ones."""
     dirs: list[Path] = []
     env = os.environ.get("BENCHBOT_PROFILES")
     if env:
         dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
-    dirs.append(Path.cwd() / "device_profiles")
-    bundled = Path(__file__).resolve().parent.parent / "device_profiles"
-    if bundled not in dirs:
-        dirs.append(bundled)
+    dirs.append(Path.cwd() / USER_DIR_NAME)
+    if BUNDLED_DIR not in dirs:
+        dirs.append(BUNDLED_DIR)
     return dirs
 
 
@@ -159,6 +186,33 @@ def load_profile(name_or_path: str) -> Profile:
             f"{', '.join(str(d) for d in profile_dirs())} (known devices: {names})"
         )
     return parse_profile(known[name_or_path])
+
+
+def init_profile(name: str, source: str, force: bool = False, folder: Path | None = None) -> Path:
+    """Write an editable copy of profile `source` (a device name or a .toml path) as `folder`/NAME.toml.
+
+    The copy keeps the source's comments, which document every key; `folder` defaults to
+    ./device_profiles, which is searched before the bundled profiles.
+    """
+    if not _NAME.fullmatch(name) or name.endswith(".toml"):
+        raise ProfileError(f"device name '{name}' must be letters, digits, '.', '_' or '-' (without .toml)")
+    original = load_profile(source)
+    assert original.path is not None  # loaded from a file
+    text = original.path.read_text()
+    if re.search(r"(?m)^name\s*=", text.split("\n[", 1)[0]):
+        head, sep, rest = text.partition("\n[")
+        text = re.sub(r"(?m)^name\s*=.*$", f'name = "{name}"', head, count=1) + sep + rest
+    target = (folder if folder is not None else Path.cwd() / USER_DIR_NAME) / f"{name}.toml"
+    if target.exists() and not force:
+        raise ProfileError(f"{target} already exists; pass --force to overwrite it")
+    header = f"# {name}: copied from {original.name} ({original.path.name}) by `benchbot devices init`; edit freely.\n"
+    profile_from_dict(tomllib.loads(header + text), name, target)  # the copy must load as the new name
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(header + text)
+    except OSError as exc:
+        raise ProfileError(f"cannot write {target} ({exc.strerror})") from None
+    return target
 
 
 def parse_profile(path: Path) -> Profile:
@@ -236,6 +290,7 @@ def profile_from_dict(data: dict[str, Any], default_name: str, path: Path | None
         emulate = EmulateConfig(cpu=table.get("cpu", "cortex-a72"), cores=cores, memory_mib=memory)
     if transport == "qemu" and emulate is None:
         emulate = EmulateConfig()
+    labgrid = _labgrid_config(data.get("labgrid"), transport, fail)
     return Profile(
         name=data.get("name", default_name),
         path=path,
@@ -253,7 +308,28 @@ def profile_from_dict(data: dict[str, Any], default_name: str, path: Path | None
         time_scale=time_scale,
         ssh=ssh,
         emulate=emulate,
+        labgrid=labgrid,
     )
+
+
+def _labgrid_config(table: dict[str, Any] | None, transport: str, fail: Any) -> LabgridConfig | None:
+    """The [labgrid] table: required (coordinator, and place or tags) when transport = "labgrid"."""
+    if table is None:
+        if transport == "labgrid":
+            raise fail("labgrid", 'is required when transport = "labgrid" (coordinator, and place or tags)')
+        return None
+    if not table.get("coordinator"):
+        raise fail("labgrid.coordinator", "is required: HOST:PORT of the labgrid coordinator")
+    place, tags = table.get("place", ""), table.get("tags", {})
+    if bool(place) == bool(tags):
+        raise fail("labgrid.place", "or labgrid.tags must be given, not both and not neither")
+    for key, value in tags.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]+", key) or not isinstance(value, str) or not value:
+            raise fail("labgrid.tags", f"must map tag names (lowercase, 2+ characters) to text, got {key!r} = {value!r}")
+    wait = float(table.get("wait_s", 60.0))
+    if wait < 0:
+        raise fail("labgrid.wait_s", f"must not be negative, got {wait}")
+    return LabgridConfig(coordinator=table["coordinator"], place=place, tags=tuple(sorted(tags.items())), wait_s=wait)
 
 
 def _check_keys(data: dict[str, Any], where: str) -> None:

@@ -203,6 +203,8 @@ class Runner:
         self._lock = threading.Lock()
         self.outcome = RunOutcome(writer.run_id, writer.folder)
         self.deadline_override = _deadline_override()
+        #: At most this many devices at once (--max-parallel); the rest wait for a free slot (benchbot.fleet).
+        self.slots: threading.Semaphore | None = None
 
     # ------------------------------------------------------------------ public
     def run(self, units: list[Unit] | None = None) -> RunOutcome:
@@ -269,7 +271,14 @@ class Runner:
 
     def _device_thread(self, profile: Profile, units: list[Unit], done: threading.Event) -> None:
         try:
-            self._device_main(profile, units)
+            if self.slots is not None:  # --max-parallel: wait for a slot (benchbot.fleet.slot)
+                from benchbot.fleet import slot
+
+                with slot(self.slots, self.stop, lambda: self.progress.update(profile.name, state="queued")) as ok:
+                    if ok:
+                        self._device_main(profile, units)
+            else:
+                self._device_main(profile, units)
         finally:
             done.set()
 
@@ -314,7 +323,8 @@ class Runner:
         problem = problem or runtime_problem(profile, fingerprint)
         if fingerprint is None or problem:
             return self._fail_all(units, problem)
-        self.writer.log("device", device=name, fingerprint=fingerprint)
+        record = getattr(transport, "record", None)  # e.g. the labgrid place, its tags and exporter
+        self.writer.log("device", device=name, fingerprint=fingerprint, **(record() if callable(record) else {}))
         idle = self._temperature(transport, python, agent_remote) if profile.cooldown_max_s > 0 else None
         pushed: dict[str, tuple[str, str | None] | str] = {}  # cell key -> remote paths, or why they are not there
         loops: dict[str, list[np.ndarray]] = {}

@@ -18,8 +18,9 @@ from pandas.api.types import union_categoricals
 
 from benchbot import delegation, power, stats
 from benchbot.store import CellAttempt, StoredRun, open_run
+from benchbot.vocab import CELL_KEY
 
-CELL_COLUMNS = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch"]
+CELL_COLUMNS = CELL_KEY
 FLAGS = ("unstable", "throttled", "emulated", "few-samples", "one-repetition", "power-few-readings", "incomplete",
          "damaged", "failed")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,17 @@ BENCHBOT = [sys.executable, "-m", "benchbot.cli"]
 # statistics (and their code paths) alive at the smallest cost; tests of repetitions ask for more.
 QUICK = ["--warmup-runs", "2", "--warmup-seconds", "0", "--min-runs", "20", "--min-seconds", "0.05",
          "--max-seconds", "5", "--repetitions", "2"]
+
+
+SSHD_FIXTURES = {"sshd_server"}
+"""Fixtures of tests/sshd.py that start an OpenSSH server: a test using one is an `ssh` test."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that starts sshd, however it reaches the fixture, so `-m "not ssh"` leaves them all out."""
+    for item in items:
+        if SSHD_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("ssh"):
+            item.add_marker(pytest.mark.ssh)
 
 
 @pytest.fixture
@@ -43,6 +55,25 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 600, cwd: Pat
             ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(BENCHBOT + args, env=env, cwd=cwd or REPO, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def md_cells(line: str) -> list[str]:
+    """A Markdown table row's cells, stripped; a pipe escaped by an odd number of backslashes stays in its cell."""
+    cells, cell, backslashes = [], "", 0
+    for ch in line.strip()[1:]:
+        if ch == "|" and backslashes % 2 == 0:
+            cells.append(cell.strip())
+            cell = ""
+        else:
+            cell += ch
+        backslashes = backslashes + 1 if ch == "\\" else 0
+    return cells
+
+
+def md_rows(text: str) -> list[list[str]]:
+    """The cells of every table row in Markdown text (headers included, separator lines left out)."""
+    return [md_cells(line) for line in text.splitlines()
+            if line.startswith("|") and not re.fullmatch(r"\|[\s:|-]+\|", line.strip())]
 
 
 def tflite214_python() -> str | None:

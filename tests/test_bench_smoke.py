@@ -20,7 +20,7 @@ from benchbot.models.catalog import zoo_families
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 SCRIPTS = ["common", "bare_loop", "sampler_probe", "peer_tool", "observer", "peer", "repeatability",
-           "orchestration", "gate", "report_cost", "run_all"]
+           "orchestration", "gate", "report_cost", "run_all", "fleet"]
 
 
 def test_every_bench_script_imports(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import t as student
 
 import benchbot
 from benchbot.models.catalog import ZOO_DIR, zoo_families
-from tests.conftest import QUICK, run_cli
+from tests.conftest import QUICK, md_rows, run_cli
 
 pytestmark = pytest.mark.skipif(not zoo_families(), reason="the model zoo is not built")
 
@@ -63,7 +64,11 @@ def test_every_sample_is_stored_and_the_summary_agrees_with_it(zoo_run: benchbot
         assert row["p50_ms"] == pytest.approx(float(np.exp(np.mean(np.log(medians)))))
         assert row["p99_ms"] == pytest.approx(np.percentile(pooled, 99))
         assert row["max_ms"] == pytest.approx(pooled.max())
-        assert row["p50_ci_lo_ms"] <= row["p50_ms"] <= row["p50_ci_hi_ms"]
+        # the next-run interval, from the two medians by hand: t(k-1) * s * sqrt(2/k) on their logs
+        logs = np.log(medians)
+        half = student.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) * np.sqrt(2 / len(logs))
+        assert (row["p50_ci_lo_ms"], row["p50_ci_hi_ms"]) == pytest.approx(
+            (np.exp(logs.mean() - half), np.exp(logs.mean() + half)), rel=1e-9)
         assert row["throughput"] == pytest.approx(runs / (loop_ns / 1e9))
         assert row["init_ms"] > 0 and row["first_ms"] > 0
         assert row["peak_rss_mb"] > 10
@@ -73,7 +78,14 @@ def test_every_sample_is_stored_and_the_summary_agrees_with_it(zoo_run: benchbot
 def test_telemetry_is_sampled_on_the_latency_clock(zoo_run: benchbot.Run) -> None:
     tele = zoo_run.telemetry
     assert not tele.empty
-    assert {"warmup", "loop"} <= set(tele["phase"]) or {"loop"} <= set(tele["phase"])
+    phases = ["init", "first", "warmup", "loop", "done"]  # the agent's order
+    assert set(tele["phase"]) <= set(phases), set(tele["phase"])
+    for key in zoo_run.summary["key"]:
+        reps = zoo_run.repetitions(key).values()
+        for attempt in reps:  # each reading carries the phase it was taken in, so they come in order
+            ranks = [phases.index(t["phase"]) for t in attempt.all("telemetry")]
+            assert ranks == sorted(ranks), f"{key}: phases out of order"
+        assert any(t["phase"] == "loop" for a in reps for t in a.all("telemetry")), f"{key}: no loop reading"
     assert tele["rss_mb"].notna().all() and (tele["rss_mb"] > 0).all()
     assert tele["cpu_pct"].notna().any()
     # temperature is either read from thermal zones or recorded as absent, never invented
@@ -129,4 +141,5 @@ def test_report_table_exports_and_plots(zoo_run: benchbot.Run, tmp_path: Path) -
     js = json.loads(run_cli(["report", "--format", "json", "--no-plots"], env).stdout)
     assert js["format"] == "benchbot-summary" and len(js["cells"]) == len(zoo_run.summary)
     md = run_cli(["report", zoo_run.run_id, "--format", "md", "--no-plots"], env).stdout
-    assert md.startswith("## Answer") and "\n| device |" in md and md.count("\n| local |") == len(zoo_run.summary)
+    firsts = [r[0] for r in md_rows(md)]
+    assert md.startswith("## Answer") and firsts[0] == "device" and firsts.count("local") == len(zoo_run.summary)

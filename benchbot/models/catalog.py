@@ -15,9 +15,10 @@ from pathlib import Path
 
 from benchbot.errors import BenchbotError
 from benchbot.models.verify import DamagedModel, verify_tflite
+from benchbot.vocab import VARIANT_ORDER as VARIANT_ORDER  # re-exported: its home is benchbot.vocab
+from benchbot.vocab import variant_key
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
-VARIANT_ORDER = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 
 
 class ModelError(BenchbotError):
@@ -77,10 +78,6 @@ def zoo_families() -> list[str]:
     return sorted(p.parent.name for p in ZOO_DIR.glob("*/family.json"))
 
 
-def _variant_sort_key(name: str) -> tuple[int, str]:
-    return (VARIANT_ORDER.index(name) if name in VARIANT_ORDER else len(VARIANT_ORDER), name)
-
-
 def load_family(folder: Path) -> ModelFamily:
     """A folder of variants, described by family.json when present."""
     manifest = folder / "family.json"
@@ -96,7 +93,7 @@ def load_family(folder: Path) -> ModelFamily:
         if eval_path is not None and not eval_path.is_file():
             raise ModelError(f"{manifest} names eval set {eval_name}, which is missing")
         family = ModelFamily(name, folder, baseline, info=info)
-        for variant, meta in sorted(info.get("variants", {}).items(), key=lambda kv: _variant_sort_key(kv[0])):
+        for variant, meta in sorted(info.get("variants", {}).items(), key=lambda kv: variant_key(kv[0])):
             path = folder / meta["file"]
             check_tflite(path)
             family.variants.append(
@@ -106,7 +103,7 @@ def load_family(folder: Path) -> ModelFamily:
         if not family.variants:
             raise ModelError(f"{manifest} lists no variants")
         return family
-    files = sorted(folder.glob("*.tflite"), key=lambda p: _variant_sort_key(p.stem))
+    files = sorted(folder.glob("*.tflite"), key=lambda p: variant_key(p.stem))
     if not files:
         raise ModelError(f"folder {folder} holds no .tflite files")
     eval_path = folder / "eval.npz" if (folder / "eval.npz").is_file() else None

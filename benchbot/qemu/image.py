@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchbot.wheeltags import manylinux_platforms, parse_wheel
+
 #: Bump when the build recipe changes, so older cached images are not reused.
 BUILD_VERSION = "2"
 
@@ -226,11 +228,12 @@ class Wheel:
 
     @property
     def project(self) -> str:
-        return self.path.name.split("-")[0].replace("_", "-").lower()
+        """The normalised project name (tflite_runtime-2.14.0-... -> tflite-runtime)."""
+        return parse_wheel(self.path.name).project
 
     @property
     def version(self) -> str:
-        return self.path.name.split("-")[1]
+        return parse_wheel(self.path.name).version
 
 
 def default_cache_root() -> Path:
@@ -284,9 +287,7 @@ def _run_logged(argv: list[str], logfile: Path, what: str) -> None:
 
 def _platform_tags(glibc: tuple[int, int]) -> list[str]:
     """Every manylinux tag an aarch64 guest with this glibc accepts (pip does not expand them itself)."""
-    major, minor = glibc
-    tags = [f"manylinux_{major}_{m}_aarch64" for m in range(minor, 16, -1)]
-    return [*tags, "manylinux2014_aarch64"]
+    return manylinux_platforms("aarch64", glibc)
 
 
 def fetch_wheels(

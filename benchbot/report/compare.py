@@ -24,12 +24,13 @@ from benchbot import stats
 from benchbot.errors import BenchbotError
 from benchbot.report import fmt
 from benchbot.report.data import device_label, fingerprint_line, rep_medians
+from benchbot.vocab import MATCH_KEY, cell_label
 
 if TYPE_CHECKING:
     from benchbot.summary import Run
 
 CONFIDENCE = 0.95
-MATCH = ["device", "emulated", "model", "variant", "threads", "xnnpack", "batch"]
+MATCH = MATCH_KEY
 FINGERPRINT_KEYS = ("model", "cpu", "arch", "cores", "os", "python", "runtime", "runtime_version")
 
 
@@ -59,8 +60,7 @@ class CellComparison:
     note: str = ""
 
     def label(self) -> str:
-        extra = ("" if self.xnnpack else " no-xnnpack") + (f" batch {self.batch}" if self.batch != 1 else "")
-        return f"{device_label(self.device, self.emulated)} {self.model}/{self.variant} t{self.threads}{extra}"
+        return _label(tuple(getattr(self, c) for c in MATCH))
 
 
 @dataclass
@@ -97,8 +97,7 @@ def verdict(lo: float | None, hi: float | None, factor: float) -> str:
 
 def _label(key: tuple) -> str:
     device, emulated, model, variant, threads, xnnpack, batch = key
-    extra = ("" if xnnpack else " no-xnnpack") + (f" batch {batch}" if batch != 1 else "")
-    return f"{device_label(device, emulated)} {model}/{variant} t{threads}{extra}"
+    return f"{device_label(device, emulated)} {cell_label(model, variant, threads, xnnpack, batch)}"
 
 
 def _rows(run: Run) -> dict[tuple, Any]:
@@ -244,11 +243,9 @@ def _unmatched_lines(result: Comparison) -> list[str]:
 
 
 def to_markdown(result: Comparison) -> str:
+    numeric = {h for i, h in enumerate(HEADERS) if i not in (0, 8, 9)}
     lines = [f"Comparing B = {result.run_b} against A = {result.run_a}", "",
-             "| " + " | ".join(HEADERS) + " |", "|" + "|".join("---" if i in (0, 8, 9) else "---:"
-                                                             for i in range(len(HEADERS))) + "|"]
-    for row in display_rows(result):
-        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in row) + " |")
+             *fmt.markdown_table(HEADERS, display_rows(result), numeric)]
     lines += ["", _summary_line(result), "", _explain(result)]
     unmatched = _unmatched_lines(result)
     if unmatched:

@@ -17,14 +17,12 @@ import pandas as pd
 
 from benchbot import stats
 from benchbot.errors import BenchbotError
-from benchbot.models.catalog import VARIANT_ORDER
 from benchbot.report.fmt import missing
+from benchbot.vocab import CELL_KEY, variant_key
 
 if TYPE_CHECKING:
     from benchbot.summary import Run
 
-#: A cell of a report: unique across runs.
-CELL_KEY = ["run_id", "device", "model", "variant", "threads", "xnnpack", "batch"]
 #: Variants compared by the relative column share all of these: one run, one device (real or emulated), one model,
 #: one thread count, the same delegate and batch. Emulated cells are never ranked against real hardware.
 RELATIVE_GROUP = ["run_id", "device", "emulated", "model", "threads", "xnnpack", "batch"]
@@ -179,8 +177,7 @@ class ReportData:
     def device_rows(self, device: str, emulated: bool) -> pd.DataFrame:
         s = self.summary
         rows = s[(s["device"] == device) & (s["emulated"].fillna(False).astype(bool) == emulated)]
-        rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
-        order = rows.assign(_variant_rank=[rank.get(v, len(rank)) for v in rows["variant"]])
+        order = rows.assign(_variant_rank=[variant_key(str(v))[0] for v in rows["variant"]])
         order = order.sort_values(["model", "threads", "xnnpack", "batch", "run_id", "_variant_rank", "variant"],
                                   ascending=[True, True, False, True, True, True, True], kind="stable")
         return order.drop(columns="_variant_rank")

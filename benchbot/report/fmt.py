@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -91,3 +92,21 @@ def name(value: Any) -> str:
         else:  # other control and format characters, line and paragraph separators
             out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
     return "".join(out)
+
+
+def md_cell(value: Any) -> str:
+    """A Markdown table cell that cannot end early or split its row: control characters shown as escapes
+    (fmt.name), then backslashes and pipes escaped."""
+    return name(value).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
+                   numeric: Container[str] | Callable[[str], bool] = ()) -> list[str]:
+    """The one Markdown table writer (pipe tables via DataFrame.to_markdown): cells are text as given, never
+    re-parsed as numbers; columns whose header is `numeric` (or for which it returns True) are right-aligned."""
+    import pandas as pd
+
+    right = numeric if callable(numeric) else (lambda h: h in numeric)
+    frame = pd.DataFrame([[md_cell(c) for c in row] for row in rows], columns=[md_cell(h) for h in headers])
+    align = ["right" if right(h) else "left" for h in headers]
+    return frame.to_markdown(index=False, tablefmt="pipe", disable_numparse=True, colalign=align).splitlines()

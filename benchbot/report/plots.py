@@ -36,17 +36,17 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator
 
 from benchbot import stats
-from benchbot.models.catalog import VARIANT_ORDER
 from benchbot.plan import safe_name
 from benchbot.power import forensics
 from benchbot.report.fmt import sig
 from benchbot.summary import _telemetry_rows as telemetry_rows
+from benchbot.vocab import CELL_AXES, variant_color
+from benchbot.vocab import variant_key as _variant_key
 
 if TYPE_CHECKING:
     from benchbot.summary import Run
 
-CELL = ["device", "model", "variant", "threads", "xnnpack", "batch"]
-PALETTE = matplotlib.colormaps["tab10"].colors  # type: ignore[attr-defined]  # a ListedColormap
+CELL = CELL_AXES
 WARMUP_COLOR = "#f2c14e"
 LOOP_COLOR = "#7fb77e"
 THROTTLE_COLOR = "#d62728"
@@ -61,18 +61,6 @@ TITLES = {
 # boxplot(vert=False) is deprecated from matplotlib 3.11; orientation= only exists from 3.10
 HORIZONTAL: dict[str, Any] = ({"orientation": "horizontal"} if tuple(
     int(p) for p in matplotlib.__version__.split(".")[:2] if p.isdigit()) >= (3, 10) else {"vert": False})
-
-
-def variant_color(variant: str, others: Iterable[str] = ()) -> Any:
-    """The same colour for a variant in every plot: zoo variants by their fixed order, others after them."""
-    if variant in VARIANT_ORDER:
-        return PALETTE[VARIANT_ORDER.index(variant)]
-    extra = sorted(v for v in set(others) | {variant} if v not in VARIANT_ORDER)
-    return PALETTE[(len(VARIANT_ORDER) + extra.index(variant)) % len(PALETTE)]
-
-
-def _variant_key(variant: str) -> tuple[int, str]:
-    return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
 
 
 def _series_label(variant: str, xnnpack: Any, batch: Any, varied: tuple[bool, bool]) -> str:

@@ -14,6 +14,7 @@ import pandas as pd
 from benchbot import delegation
 from benchbot.report import answer, fmt
 from benchbot.report.data import RELATIVE_COLUMNS, ReportData, device_label, fingerprint_line
+from benchbot.vocab import CELL_KEY
 
 if TYPE_CHECKING:
     from benchbot.report.sections import Section
@@ -75,7 +76,7 @@ POWER_NOTE = ("W: mean board power over the timed loop; mJ/inf: its energy ÷ in
               "source on the device).")
 
 EXPORT_COLUMNS = [
-    "run_id", "device", "model", "variant", "threads", "xnnpack", "batch", "status", "reason", "runtime",
+    *CELL_KEY, "status", "reason", "runtime",
     "runtime_version", "arch", "repetitions", "reps_ok", "rep_p50_ms", "rep_cv", "count", "mean_ms", "std_ms",
     "min_ms", "p50_ms", "p50_ci_lo_ms", "p50_ci_hi_ms",
     "p90_ms", "p95_ms", "p99_ms", "max_ms", "cv", "drift", "throughput", "samples_per_s", "init_ms", "first_ms",
@@ -211,10 +212,6 @@ def legend_items() -> list[tuple[str, str]]:
     return [(mark, FLAG_TEXT[flag]) for flag, mark in FLAG_MARKS.items()]
 
 
-def _md_cell(text: str) -> str:
-    return fmt.name(text).replace("\\", "\\\\").replace("|", "\\|")
-
-
 def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None = None) -> str:
     """One Markdown table (rows grouped by device), then fingerprints, notes, flags legend and sections."""
     data = _as_data(data)
@@ -223,10 +220,9 @@ def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None 
     lines = []
     if data.answers:
         lines += ["## Answer", "", answer_markdown(data).rstrip(), ""]
-    lines += ["| " + " | ".join(headers(columns, data.baseline)) + " |",
-             "|" + "|".join("---:" if column_kind(c) == "n" else "---" for c in columns) + "|"]
-    for row in display_rows(summary):
-        lines.append("| " + " | ".join(_md_cell(row[c]) for c in columns) + " |")
+    numeric = {h for c, h in zip(columns, headers(columns, data.baseline)) if column_kind(c) == "n"}
+    lines += fmt.markdown_table(headers(columns, data.baseline), [[row[c] for c in columns]
+                                                                  for row in display_rows(summary)], numeric)
     lines.append("")
     devices = [(device_label(d, e), fp) for d, e in data.devices() for fp in data.fingerprints(d, e)]
     if devices:

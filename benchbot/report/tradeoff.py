@@ -39,11 +39,11 @@ import numpy as np
 import pandas as pd
 
 from benchbot import delegation
-from benchbot.models.catalog import VARIANT_ORDER
 from benchbot.report import fmt
 from benchbot.report.data import speed_tie
 from benchbot.report.fmt import missing, sig
 from benchbot.report.sections import Section
+from benchbot.vocab import variant_color, variant_key
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -405,16 +405,15 @@ def table_rows(rows: pd.DataFrame) -> tuple[list[str], list[list[str]], list[str
     return headers, body, notes
 
 
+_NUMERIC = {"size", "vs baseline", "accuracy", "Δ pts", "agreement", "p50 ms", "inf/s", "peak RSS MB"}
+
+
 def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    numeric = {"size", "vs baseline", "accuracy", "Δ pts", "agreement", "p50 ms", "inf/s", "peak RSS MB"}
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if h in numeric else "---" for h in headers) + "|"]
-    out.extend("| " + " | ".join(fmt.name(c).replace("\\", "\\\\").replace("|", "\\|") for c in row) + " |"
-               for row in rows)  # a name's newline or | must not split the row
-    return out
+    return fmt.markdown_table(headers, rows, _NUMERIC)
 
 
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:
-    numeric = {"size", "vs baseline", "accuracy", "Δ pts", "agreement", "p50 ms", "inf/s", "peak RSS MB"}
+    numeric = _NUMERIC
     out = ['<table class="cells tradeoff"><thead><tr>']
     out.extend(f"<th>{html.escape(h)}</th>" for h in headers)
     out.append("</tr></thead><tbody>")
@@ -426,17 +425,6 @@ def _html_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 # ----------------------------------------------------------------------------- Pareto plot
-
-
-def _variant_color(variant: str, others: set[str]) -> Any:
-    """The colours of benchbot's other plots: tab10 in the fixed variant order, unknown variants after."""
-    import matplotlib
-
-    palette = matplotlib.colormaps["tab10"].colors  # type: ignore[attr-defined]  # a ListedColormap
-    if variant in VARIANT_ORDER:
-        return palette[VARIANT_ORDER.index(variant)]
-    extra = sorted(v for v in others | {variant} if v not in VARIANT_ORDER)
-    return palette[(len(VARIANT_ORDER) + extra.index(variant)) % len(palette)]
 
 
 def _marker_area(size: float, biggest: float) -> float:
@@ -537,7 +525,7 @@ def pareto_figure(rows: pd.DataFrame, title: str) -> Figure | None:
         areas = [_marker_area(float(s), biggest) if not missing(s) else 40.0 for s in part["model_size"]]
         drawn = sorted(zip(xs, ys, areas, (r for _, r in part.iterrows())), key=lambda p: -p[2])
         for x, y, a, r in drawn:  # the biggest first, so a small marker on the same spot stays visible
-            ax.scatter([x], [y], s=a, marker=shape[r["model"]], color=_variant_color(r["variant"], variants),
+            ax.scatter([x], [y], s=a, marker=shape[r["model"]], color=variant_color(r["variant"], variants),
                        alpha=0.8, edgecolor="black", linewidth=0.6, zorder=3)
         lo, hi = min(xs), max(xs)
         log = lo > 0 and hi / lo > 5
@@ -571,8 +559,8 @@ def pareto_figure(rows: pd.DataFrame, title: str) -> Figure | None:
         _label_points(fig, ax, xs, ys, areas, labels, set(front))
     handles = [Line2D([], [], linestyle="--", color="#444444", label="Pareto frontier\n(bold labels): no other\n"
                       "point is both faster\nand more accurate")]
-    handles += [Line2D([], [], linestyle="", marker="o", markersize=8, markerfacecolor=_variant_color(v, variants),
-                       markeredgecolor="black", label=v) for v in sorted(variants, key=_variant_sort)]
+    handles += [Line2D([], [], linestyle="", marker="o", markersize=8, markerfacecolor=variant_color(v, variants),
+                       markeredgecolor="black", label=v) for v in sorted(variants, key=variant_key)]
     handles += [Line2D([], [], linestyle="", marker=shape[m], markersize=8, markerfacecolor="white",
                        markeredgecolor="black", label=m) for m in all_models]
     for size in _size_refs(biggest):
@@ -582,10 +570,6 @@ def pareto_figure(rows: pd.DataFrame, title: str) -> Figure | None:
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.76, top), frameon=False, fontsize=9,
                labelspacing=1.1, borderpad=0.2)
     return fig
-
-
-def _variant_sort(variant: str) -> tuple[int, str]:
-    return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
 
 
 def _size_refs(biggest: float) -> list[float]:

@@ -22,6 +22,10 @@ def for_profile(profile: object) -> Transport:
         from benchbot.transport.qemu import QemuTransport
 
         return QemuTransport(profile)
+    if kind == "labgrid":
+        from benchbot.transport.labgrid import LabgridTransport
+
+        return LabgridTransport(profile)
     raise TransportError(f"unknown transport '{kind}'")
 
 

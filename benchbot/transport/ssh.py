@@ -531,6 +531,8 @@ class SSHTransport(Transport):
 
                 try:
                     sftp.put(str(local), tmp, callback=progress, confirm=True)
+                except TimeoutError:
+                    raise  # a frozen device: asking it for its free space would only wait again
                 except OSError as e:
                     # a full disk shows up as "size mismatch in put!" or a bare SFTP "Failure": ask df
                     try:
@@ -573,7 +575,10 @@ class SSHTransport(Transport):
     def _free_bytes(self, folder: str) -> int | None:
         """Bytes an unprivileged writer may still use in `folder` (df's "Available"); None when df cannot say."""
         script = f"df -Pk {shlex.quote(folder)} 2>/dev/null | awk 'NR==2 {{print $4}}'"
-        rc, out, _err = self._exec(script, timeout=max(self.answer_timeout_s, self.settings.connect_timeout_s))
+        try:
+            rc, out, _err = self._exec(script, timeout=max(self.answer_timeout_s, self.settings.connect_timeout_s))
+        except (TransportError, OSError, EOFError, paramiko.SSHException):
+            return None  # the upload's own error (or the next command's) says what is wrong
         text = out.strip()
         return int(text) * 1024 if rc == 0 and text.isdigit() else None
 
