@@ -242,7 +242,7 @@ def cell_costs(results: Path, run_id: str) -> list[dict[str, Any]]:
     overhead_s = wall - loop; init/first/warmup/accuracy are the agent's own phases, `rest` is what is
     left (process start, imports, transport); outside_agent_s leaves out the agent's timed phases.
     """
-    from benchbot.store import load_run
+    from benchbot.summary import load_run
 
     run = load_run(run_id, results)
     out = []

@@ -81,7 +81,7 @@ def gate(results: Path, a: str, b: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from benchbot import stats
     from benchbot.report.compare import verdict
-    from benchbot.store import load_run
+    from benchbot.summary import load_run
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of the same plan (A/A pairs: every pair)")
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def in_run(results: Path, n_runs: int, quick: bool) -> dict[str, Any]:
     """A/A and A/B between models of one run, whose repetitions shared the same shuffled rounds."""
     from benchbot.report.compare import compare_models
-    from benchbot.store import load_run
+    from benchbot.summary import load_run
 
     spec = f"base={BASE},twin={BASE},slower={SLOWER}"
     quick_args = QUICK[:QUICK.index("--variants")]  # the CNN has only fp32

@@ -47,7 +47,7 @@ def benchbot_run(results: Path, extra: list[str]) -> dict[str, Any]:
 
 
 def compare(results: Path, first: str, second: str) -> dict[str, Any]:
-    from benchbot.store import load_run
+    from benchbot.summary import load_run
 
     run_a, run_b = load_run(first, results), load_run(second, results)
     a, b = run_a.summary, run_b.summary

@@ -20,8 +20,12 @@ __all__ = ["Run", "__version__", "list_runs", "load_run"]
 
 def __getattr__(name: str) -> Any:
     """Import the store (and pandas) only when asked: model conversion and the zoo build do without."""
-    if name in ("Run", "list_runs", "load_run"):
+    if name in ("Run", "load_run"):
+        from benchbot import summary
+
+        return getattr(summary, name)
+    if name == "list_runs":
         from benchbot import store
 
-        return getattr(store, name)
+        return store.list_runs
     raise AttributeError(f"module 'benchbot' has no attribute {name!r}")

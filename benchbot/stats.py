@@ -15,13 +15,19 @@ Two levels, kept apart on purpose:
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special
+
+try:  # what scipy.stats.binom.cdf computes, without importing scipy.stats (~1 s of every `benchbot report`)
+    from scipy.special._ufuncs import _binom_cdf
+except ImportError:  # pragma: no cover - a scipy that moved it
+    _binom_cdf = None
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -37,9 +43,14 @@ CONFIDENCE = 0.95
 
 def binomial_cdf(n: int, p: float = 0.5) -> np.ndarray:
     """P(X <= k) for k = 0..n, X ~ Binomial(n, p)."""
-    return np.asarray(sps.binom.cdf(np.arange(n + 1), n, p), dtype=float)
+    if _binom_cdf is None:
+        from scipy import stats as sps
+
+        return np.asarray(sps.binom.cdf(np.arange(n + 1), n, p), dtype=float)
+    return np.asarray(_binom_cdf(np.arange(n + 1, dtype=float), n, p), dtype=float)
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and a run asks for the same n many times (one CDF of n+1 terms each)
 def quantile_ci_ranks(n: int, q: float = 0.5, confidence: float = 0.95) -> tuple[int, int] | None:
     """1-based ranks (lo, hi) of the order statistics bounding the q-quantile with `confidence`.
 
@@ -174,7 +185,7 @@ def next_run_interval(rep_medians: Sequence[float] | np.ndarray, confidence: flo
     if k < 2:
         return RepetitionEstimate(math.exp(center), None, None, k, None)
     sd = float(logs.std(ddof=1))
-    half = float(sps.t.ppf(0.5 + confidence / 2, k - 1)) * sd * math.sqrt(2.0 / k)
+    half = float(special.stdtrit(k - 1, 0.5 + confidence / 2)) * sd * math.sqrt(2.0 / k)  # = scipy.stats.t.ppf
     return RepetitionEstimate(math.exp(center), math.exp(center - half), math.exp(center + half), k, sd)
 
 
@@ -211,6 +222,8 @@ def ratio_of_repetitions(a: Sequence[float] | np.ndarray, b: Sequence[float] | n
     if float(la.std(ddof=1)) == 0.0 and float(lb.std(ddof=1)) == 0.0:  # no spread at all: t is undefined
         same = math.isclose(ratio, 1.0)
         return RatioEstimate(ratio, ratio, ratio, 1.0 if same else 0.0)
+    from scipy import stats as sps  # only comparisons need it: loading a run does without its import
+
     with warnings.catch_warnings():  # near-identical values: scipy warns about precision, the result stands
         warnings.simplefilter("ignore", RuntimeWarning)
         test = sps.ttest_ind(lb, la, equal_var=False)

@@ -1,37 +1,71 @@
 """From a stored run to tidy DataFrames: samples, telemetry, repetitions and the per-cell summary.
 
 This is where the agent's raw events meet `stats`; everything here is derived
-and can be recomputed from the store at any time. A cell's headline latency and
-its interval come from its repetitions (one agent process each), never from
+and can be recomputed from the store at any time. The store reads and writes and
+knows nothing of this module; `Run` adds the frames to a `store.StoredRun`. A cell's
+headline latency and its interval come from its repetitions (one agent process each), never from
 pooling thousands of samples of one process as if they were independent.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
 from benchbot import delegation, power, stats
+from benchbot.store import CellAttempt, StoredRun, open_run
 from benchbot.vocab import CELL_KEY
-
-if TYPE_CHECKING:
-    from benchbot.store import CellAttempt, Run
 
 CELL_COLUMNS = CELL_KEY
 FLAGS = ("unstable", "throttled", "emulated", "few-samples", "one-repetition", "power-few-readings", "incomplete",
          "damaged", "failed")
 
 
-def _cell_columns(run: Run, attempt: CellAttempt) -> dict[str, Any]:
+class Run(StoredRun):
+    """A loaded run: its manifest, every cell attempt, and tidy DataFrames built on demand (and cached)."""
+
+    def _frame(self, name: str, build: Any) -> pd.DataFrame:
+        if name not in self._cache:
+            self._cache[name] = build(self)
+        return self._cache[name]
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        return self._frame("samples", samples_frame)
+
+    @property
+    def telemetry(self) -> pd.DataFrame:
+        return self._frame("telemetry", telemetry_frame)
+
+    @property
+    def repetition_summary(self) -> pd.DataFrame:
+        """One row per repetition (agent process) of every cell: what `summary` aggregates."""
+        return self._frame("repetition_summary", repetition_frame)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self._frame("summary", summary_frame)
+
+
+def load_run(run: str | os.PathLike[str] | None = None, results: str | os.PathLike[str] | None = None) -> Run:
+    """Load a run (id, id prefix, folder, or None for the latest) for tables, plots or a notebook.
+
+    `run.summary`, `run.samples` and `run.telemetry` are tidy pandas DataFrames.
+    """
+    return open_run(run, results, cls=Run)
+
+
+def _cell_columns(run: StoredRun, attempt: CellAttempt) -> dict[str, Any]:
     c = attempt.cell
     return {"run_id": run.run_id, "device": c.device, "model": c.model, "variant": c.variant,
             "threads": c.threads, "xnnpack": c.xnnpack, "batch": c.batch, "repetition": attempt.repetition}
 
 
-def _attempts(run: Run) -> list[CellAttempt]:
+def _attempts(run: StoredRun) -> list[CellAttempt]:
     """The best attempt of every repetition of every cell, in plan order."""
     return [a for cell in run.cells for a in run.repetitions(cell.key).values()]
 
@@ -42,14 +76,17 @@ def samples_frame(run: Run) -> pd.DataFrame:
     The cell columns are expanded once from a per-row owner number, with run_id, device, model and
     variant as categoricals: 2 million samples take ~110 MB instead of ~500 MB at peak, and group faster.
     """
-    parts, owners, order, cells = [], [], [], []
+    parts: list[pd.DataFrame] = []
+    owners: list[np.ndarray] = []
+    order: list[np.ndarray] = []
+    cells: list[dict[str, Any]] = []
     for attempt in _attempts(run):
         frame = attempt.samples()
         if frame.empty:
             continue
         parts.append(frame)
         owners.append(np.full(len(frame), len(cells), dtype=np.int32))
-        order.append(frame.groupby("phase", observed=True).cumcount().to_numpy())
+        order.append(_order_in_phase(frame["phase"].astype("category").array.codes))
         cells.append(_cell_columns(run, attempt))
     columns = CELL_COLUMNS + ["repetition", "phase", "i", "start_ns", "latency_ns", "latency_ms"]
     if not parts:
@@ -72,45 +109,76 @@ def samples_frame(run: Run) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns, copy=False)  # no consolidating copy of 2 x 80 MB
 
 
+def _order_in_phase(codes: np.ndarray) -> np.ndarray:
+    """Each sample's position within its phase (what groupby(phase).cumcount() gives, without a groupby)."""
+    out = np.empty(len(codes), np.int64)
+    for code in np.unique(codes):
+        mask = codes == code
+        out[mask] = np.arange(int(mask.sum()))
+    return out
+
+
 def _telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
+    """The attempt's telemetry readings as flat rows (cached on the attempt: the frames and the summary both ask)."""
+    cached = attempt.cache.get("telemetry_rows")
+    if cached is None:
+        cached = attempt.cache["telemetry_rows"] = _build_telemetry_rows(attempt)
+    return cached
+
+
+def _build_telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
     end = attempt.first("cell_end") or {}
     readings = attempt.all("telemetry")
     origin = end.get("loop_start_ns") or (readings[0]["t_ns"] if readings else 0)
+    mib = 1024 * 1024
     rows = []
-    for r in readings:
-        temps = r.get("temps_c") or {}
-        freqs = [f for f in (r.get("freq_hz") or []) if f]
+    for r in readings:  # ~350 per repetition: the loop is kept lean
+        get = r.get
+        temps = get("temps_c") or None
+        freqs = [f for f in (get("freq_hz") or ()) if f]
+        rss, peak, avail = get("rss"), get("rss_peak"), get("mem_available")
         rows.append({
-            "phase": r.get("phase"),
+            "phase": get("phase"),
             "t_s": (r["t_ns"] - origin) / 1e9,
-            "cpu_pct": r.get("cpu_pct"),
-            "proc_cpu_pct": r.get("proc_cpu_pct"),
-            "rss_mb": _mb(r.get("rss")),
-            "rss_peak_mb": _mb(r.get("rss_peak")),
-            "mem_available_mb": _mb(r.get("mem_available")),
+            "cpu_pct": get("cpu_pct"),
+            "proc_cpu_pct": get("proc_cpu_pct"),
+            "rss_mb": None if rss is None else rss / mib,
+            "rss_peak_mb": None if peak is None else peak / mib,
+            "mem_available_mb": None if avail is None else avail / mib,
             "temp_c": max(temps.values()) if temps else None,
             "freq_min_mhz": min(freqs) / 1e6 if freqs else None,
             "freq_max_mhz": max(freqs) / 1e6 if freqs else None,
-            "temps_c": temps or None,
-            "power_w": r.get("power_w"), "rails_w": r.get("rails_w"),  # absent stays None (benchbot/power.py)
-            "energy_uj": r.get("energy_uj"), "cpu_core_pct": r.get("cpu_core_pct"),
+            "temps_c": temps,
+            "power_w": get("power_w"), "rails_w": get("rails_w"),  # absent stays None (benchbot/power.py)
+            "energy_uj": get("energy_uj"), "cpu_core_pct": get("cpu_core_pct"),
         })
     return rows
 
 
 def telemetry_frame(run: Run) -> pd.DataFrame:
     """Background telemetry of every repetition of every cell; t_s is seconds from the start of its timed loop."""
-    frames = []
-    for attempt in _attempts(run):
-        rows = _telemetry_rows(attempt)
-        if rows:
-            frames.append(pd.DataFrame(rows).assign(**_cell_columns(run, attempt)))
     columns = CELL_COLUMNS + ["repetition", "phase", "t_s", "cpu_pct", "proc_cpu_pct", "rss_mb", "rss_peak_mb",
                               "mem_available_mb", "temp_c", "freq_min_mhz", "freq_max_mhz", "temps_c", "power_w",
                               "rails_w"]
-    if not frames:
+    rows: list[dict[str, Any]] = []
+    counts, cells = [], []
+    for attempt in _attempts(run):
+        found = _telemetry_rows(attempt)
+        if found:
+            rows += found
+            counts.append(len(found))
+            cells.append(_cell_columns(run, attempt))
+    if not rows:
         return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)[columns]
+    # one frame from all rows, the cell columns repeated per owner: not 200 small frames and a concat
+    owner = np.repeat(np.arange(len(cells)), counts)
+    data: dict[str, Any] = {}
+    for name in CELL_COLUMNS + ["repetition"]:
+        data[name] = np.asarray([c[name] for c in cells], dtype=object if name in ("run_id", "device", "model",
+                                                                              "variant") else None)[owner]
+    for name in columns[len(CELL_COLUMNS) + 1:]:
+        data[name] = pd.Series([r[name] for r in rows])  # inferred as DataFrame(rows) would: None -> NaN, all None
+    return pd.DataFrame(data, columns=columns)
 
 
 def _mb(value: float | None) -> float | None:
@@ -363,8 +431,8 @@ def summary_frame(run: Run) -> pd.DataFrame:
             flags.append(status)
         row.update(status=status, reason=failures[0] if failures else None, flags=",".join(flags),
                    attempt=max(a.attempt for a in reps.values()))
-        attempt = run.best(cell.key)
-        accuracy = attempt.first("accuracy") if attempt else None
+        best = run.best(cell.key)
+        accuracy = best.first("accuracy") if best else None
         row["accuracy"] = accuracy.get("accuracy") if accuracy else None
         row["accuracy_n"] = accuracy.get("n") if accuracy else None
         errors = [r.get("accuracy_error") for r in rep_rows if r.get("accuracy_error")]

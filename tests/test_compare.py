@@ -16,6 +16,7 @@ from benchbot import stats
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import ZOO_DIR, load_family
 from benchbot.report.compare import compare, compare_models, verdict
+from benchbot.store import SAMPLES_HEADER, encode_chunk, read_samples_bin
 from tests.conftest import QUICK, md_rows, run_cli
 
 MODELS = Path(os.environ.get("BENCHBOT_TEST_ZOO") or ZOO_DIR)
@@ -157,15 +158,18 @@ def test_two_real_runs_of_one_plan_are_not_significant_at_the_default_factor(run
 def _copy_with_scaled_latencies(run_folder: Path, dest: Path, scale: float) -> Path:
     """A copy of a stored run whose loop latencies are multiplied by `scale` (for the verdict logic only)."""
     shutil.copytree(run_folder, dest)
-    every = list((dest / "cells").glob("*/rep*/*/samples.csv"))
+    every = list((dest / "cells").glob("*/rep*/*/samples.bin"))
     assert len(every) == 5
     for samples in every:
-        lines = samples.read_text().splitlines()
-        out = [lines[0]]
-        for line in lines[1:]:
-            phase, start, latency = line.split(",")
-            out.append(f"{phase},{start},{round(int(latency) * scale) if phase == 'loop' else latency}")
-        samples.write_text("\n".join(out) + "\n")
+        frame, problems = read_samples_bin(samples)
+        assert not problems
+        loop = (frame["phase"] == "loop").to_numpy()
+        latency = frame["latency_ns"].to_numpy()
+        latency = np.where(loop, np.round(latency * scale).astype(np.int64), latency)
+        header = samples.read_bytes()[:SAMPLES_HEADER.size]
+        chunks = [encode_chunk(p, frame["start_ns"].to_numpy()[m], latency[m])[0]
+                  for p in ("warmup", "loop") for m in [(frame["phase"] == p).to_numpy()] if m.any()]
+        samples.write_bytes(header + b"".join(chunks))
     return dest
 
 

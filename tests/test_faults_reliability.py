@@ -84,7 +84,7 @@ def _wait_for_loop(results: Path, timeout: float = 60) -> None:
     """Until a cell has stored timed-loop samples (they are flushed every second)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if any("\nloop," in p.read_text() for p in results.glob("*/cells/**/samples.csv")):
+        if any(b"BBCKloop" in p.read_bytes() for p in results.glob("*/cells/**/samples.bin")):  # a loop chunk
             return
         time.sleep(0.05)
     raise AssertionError(f"no timed samples within {timeout} s")

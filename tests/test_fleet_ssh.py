@@ -128,11 +128,11 @@ def attempts_of(run: benchbot.Run, key: str, rep: int) -> list[Any]:
 
 
 def wait_for_loop_samples(results: Path, device: str, timeout: float = 60) -> Path:
-    """The samples.csv of `device` that first holds timed-loop samples (the loop is under way)."""
+    """The samples file of `device` that first holds timed-loop samples (the loop is under way)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        for path in _cell_files(results, device, "samples.csv"):
-            if "\nloop," in path.read_text():
+        for path in _cell_files(results, device, "samples.bin"):
+            if b"BBCKloop" in path.read_bytes():  # a chunk of loop samples
                 return path
         time.sleep(0.05)
     raise AssertionError(f"no timed samples from {device} within {timeout} s")

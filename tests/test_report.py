@@ -298,18 +298,26 @@ def test_plots_for_a_thread_sweep(setup: dict) -> None:
     timelines = sorted((plots / "cells").glob("*-timeline.png"))
     assert [p.name for p in timelines] == sorted(f"{k}-timeline.png" for k in run.summary["key"])
     assert all(p.stat().st_size > 20_000 for p in timelines)
-    # a second report reuses the timelines of cells whose data did not change, and redraws one whose data did
-    stamps = {p: p.stat().st_mtime_ns for p in timelines}
+    # a second report reuses the plots whose inputs did not change (by content: touching a file is no change)
+    # and redraws those whose inputs did
+    stamps = {p: p.stat().st_mtime_ns for p in [*timelines, *(plots / n for n in expected)]}
+    for attempt in run.attempts[run.summary["key"].iloc[1]]:
+        touched = attempt.folder / "events.jsonl"
+        os.utime(touched, ns=(touched.stat().st_atime_ns, max(stamps.values()) + 10**9))
     changed = run.best(run.summary["key"].iloc[0]).folder / "events.jsonl"
-    os.utime(changed, ns=(changed.stat().st_atime_ns, max(stamps.values()) + 10**9))
-    again = plot_run(benchbot.load_run(run.folder), plots, formats=(), cells=True)
-    assert sorted(p for f in again for p in f.paths) == timelines
-    redrawn = {p for p in timelines if p.stat().st_mtime_ns != stamps[p]}
-    assert redrawn == {plots / "cells" / f"{run.summary['key'].iloc[0]}-timeline.png"}
+    changed.write_text(changed.read_text() + '{"event":"note","source":"test"}\n')
+    again = plot_run(benchbot.load_run(run.folder), plots, formats=("png", "svg"), cells=True)
+    assert sorted(p for f in again if f.kind == "timeline" for p in f.paths) == timelines
+    redrawn = {p for p in stamps if p.stat().st_mtime_ns != stamps[p]}
+    device = run.summary["device"].iloc[0]
+    assert redrawn == {plots / "cells" / f"{run.summary['key'].iloc[0]}-timeline.png",
+                       *(plots / f"{kind}-{device}.{ext}" for kind in ("latency", "throughput", "scaling")
+                         for ext in ("png", "svg"))}
     # without a sweep there is no scaling plot
     other = setup["other"]
     assert run_cli(["report", other.run_id, "--cell-plots", "none", "--plot-format", "png"], setup["env"]).returncode == 0
-    assert sorted(p.name for p in (other.folder / "plots").iterdir()) == ["latency-local.png", "throughput-local.png"]
+    assert sorted(p.name for p in (other.folder / "plots").glob("*.png")) == ["latency-local.png",
+                                                                            "throughput-local.png"]
 
 
 class _Html(HTMLParser):

@@ -3,12 +3,14 @@ reported without a traceback, and measured again by --resume, while the rest of 
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
 
 import benchbot
 from benchbot.models.catalog import ZOO_DIR, zoo_families
+from benchbot.store import CHUNK_HEADER
 from tests.conftest import QUICK, run_cli, write_profile
 
 pytestmark = pytest.mark.skipif(not zoo_families(), reason="the model zoo is not built")
@@ -16,7 +18,15 @@ pytestmark = pytest.mark.skipif(not zoo_families(), reason="the model zoo is not
 
 def samples_of(run: benchbot.Run, variant: str, rep: int) -> Path:
     key = next(c.key for c in run.cells if c.variant == variant)
-    return run.repetitions(key)[rep].folder / "samples.csv"
+    path = run.repetitions(key)[rep].folder / "samples.bin"
+    assert path.is_file() and path == run.repetitions(key)[rep].samples_path
+    return path
+
+
+def first_chunk_end(data: bytes) -> int:
+    """Where the second chunk of a samples.bin starts (file header 16 bytes, chunk header 24, rows of 16)."""
+    assert data[16:20] == b"BBCK"
+    return 16 + CHUNK_HEADER.size + 16 * struct.unpack_from("<I", data, 16 + 12)[0]
 
 
 def test_damaged_samples_are_found_reported_and_measured_again(cli_env: dict[str, str], profiles_dir: Path) -> None:
@@ -29,16 +39,18 @@ def test_damaged_samples_are_found_reported_and_measured_again(cli_env: dict[str
     assert run.damaged() == [] and run.complete
 
     garbage, truncated, deleted = samples_of(run, "fp32", 1), samples_of(run, "fp32", 2), samples_of(run, "int8", 1)
-    lines = garbage.read_text().splitlines(keepends=True)
-    written_loop = sum(1 for line in lines if line.startswith("loop,"))
-    garbage.write_text("".join(lines[:5] + ["loop,12x,garbage\n"] + lines[5:]))
-    text = truncated.read_text()
-    truncated.write_text(text[: len(text) // 2])
+    written_loop = run.repetitions(next(c.key for c in run.cells if c.variant == "fp32"))[1].first(
+        "outcome")["samples_written"]["loop"]
+    data = garbage.read_bytes()
+    cut = first_chunk_end(data)
+    garbage.write_bytes(data[:cut] + b"loop,12x,garbage\n" + data[cut:])  # between two chunks: no row lost
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
     deleted.unlink()
 
     shown = run_cli(["report", "--no-plots"], cli_env)
     assert shown.returncode == 0 and "Traceback" not in shown.stderr + shown.stdout, shown.stderr
-    assert f"{garbage} is damaged: 1 unreadable line(s)" in shown.stdout.replace("\n", "")
+    assert f"{garbage}isdamaged:17straybyte(s)" in "".join(shown.stdout.split())  # however the table wraps it
     run = benchbot.load_run(results=results)
     summary = run.summary.set_index("variant")
     assert summary.loc["fp32", "status"] == "damaged" and "damaged" in summary.loc["fp32", "flags"].split(",")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from benchbot.errors import BenchbotError
-from benchbot.store import Run, load_run, results_root
+from benchbot.store import results_root
+from benchbot.summary import Run, load_run
 
 __all__ = ["Report", "compare_runs", "open_report", "report_runs"]
 
@@ -83,7 +84,6 @@ def open_report(
     """Load the runs and build their report data; with plots, write each run's summary.csv too."""
     from benchbot.report import table
     from benchbot.report.data import build_report
-    from benchbot.report.plots import DEFAULT_CELL_LIMIT
 
     if fmt not in FORMATS:
         raise BenchbotError(f"unknown format '{fmt}' (choose table, md, csv, json or html)")
@@ -96,8 +96,13 @@ def open_report(
         if all(run.folder.resolve() != other.folder.resolve() for other in loaded):
             loaded.append(run)
     data = build_report(loaded, baseline, max_accuracy_drop)
+    cell_limit: int | None = None
+    if cell_plots == "auto" and (plots or fmt == "html"):  # matplotlib is imported only to draw
+        from benchbot.report import plots as plotting
+
+        cell_limit = plotting.DEFAULT_CELL_LIMIT
     report = Report(data, loaded, root, fmt, plots, cells_wanted=cell_plots not in (False, "none"),
-                    cell_limit=DEFAULT_CELL_LIMIT if cell_plots == "auto" else None)
+                    cell_limit=cell_limit)
     if plots or fmt == "html":
         if not plots:  # the HTML report embeds its plots even when no plot files are wanted
             report._scratch = tempfile.TemporaryDirectory(prefix="benchbot-plots-")

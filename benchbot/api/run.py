@@ -22,7 +22,8 @@ from benchbot.plan import Plan, Settings, build_plan, settings_from_json, valida
 from benchbot.profiles import Profile, load_devices, load_profile, qemu_twin
 from benchbot.progress import Progress
 from benchbot.scheduler import Runner, RunOutcome, run_status
-from benchbot.store import RunWriter, find_run, load_run, results_root
+from benchbot.store import RunWriter, find_run, results_root
+from benchbot.summary import load_run
 from benchbot.transport import Transport, for_profile
 
 __all__ = ["RunOutcome", "RunRequest", "execute", "interrupted_error", "load_devices", "outcome_error", "qemu_twin",

@@ -23,8 +23,9 @@ class RunEntry:
 
 def list_runs(run: str | None = None, results: str | None = None, verify: bool = False) -> tuple[Path, list[RunEntry]]:
     """(results folder, its runs oldest first, or only RUN); with verify, each run's damaged repetitions."""
-    from benchbot.store import find_run, load_run, results_root
+    from benchbot.store import find_run, results_root
     from benchbot.store import list_runs as stored_runs
+    from benchbot.summary import load_run
 
     root = results_root(results)
     folders = [find_run(run, root)] if run else stored_runs(root)

@@ -27,7 +27,7 @@ from benchbot.report.data import device_label, fingerprint_line, rep_medians
 from benchbot.vocab import MATCH_KEY, cell_label
 
 if TYPE_CHECKING:
-    from benchbot.store import Run
+    from benchbot.summary import Run
 
 CONFIDENCE = 0.95
 MATCH = MATCH_KEY

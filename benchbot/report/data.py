@@ -21,7 +21,7 @@ from benchbot.report.fmt import missing
 from benchbot.vocab import CELL_KEY, variant_key
 
 if TYPE_CHECKING:
-    from benchbot.store import Run
+    from benchbot.summary import Run
 
 #: Variants compared by the relative column share all of these: one run, one device (real or emulated), one model,
 #: one thread count, the same delegate and batch. Emulated cells are never ranked against real hardware.

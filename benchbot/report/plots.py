@@ -17,8 +17,10 @@ close) for notebooks; `plot_run`/`write_plots` save them.
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +44,7 @@ from benchbot.vocab import CELL_AXES, variant_color
 from benchbot.vocab import variant_key as _variant_key
 
 if TYPE_CHECKING:
-    from benchbot.store import Run
+    from benchbot.summary import Run
 
 CELL = CELL_AXES
 WARMUP_COLOR = "#f2c14e"
@@ -209,7 +211,7 @@ def _series_legend(fig: Figure, frame: pd.DataFrame, kind: str = "patch") -> Non
     series = list(dict.fromkeys(zip(frame["series"], frame["variant"])))
     variants = set(frame["variant"])
     if kind == "patch":
-        handles = [Patch(facecolor=variant_color(v, variants), label=s) for s, v in series]
+        handles: list[Any] = [Patch(facecolor=variant_color(v, variants), label=s) for s, v in series]
     else:
         handles = [Line2D([], [], color=variant_color(v, variants), marker="o", label=s) for s, v in series]
     top = 1 - 0.38 / fig.get_figheight()
@@ -392,6 +394,25 @@ def _absent(ax: Any, text: str) -> None:
             style="italic")
 
 
+#: Most latency points a timeline draws: ~1,000 px of width cannot show more, and drawing 10,000+ markers per
+#: cell was most of a report's time. Thinned per bucket to its lowest and highest point, so spikes stay.
+MAX_POINTS = 3000
+MAX_LINE_POINTS = 1500
+
+
+def thin(values: np.ndarray, limit: int = MAX_POINTS) -> np.ndarray:
+    """Indices (in order) of at most ~limit points of a series: each bucket's minimum and maximum."""
+    n = len(values)
+    if n <= limit:
+        return np.arange(n)
+    size = math.ceil(n / (limit // 2))
+    buckets = n // size
+    body = values[: buckets * size].reshape(buckets, size)
+    base = np.arange(buckets) * size
+    keep = np.concatenate([base + body.argmin(axis=1), base + body.argmax(axis=1), np.arange(buckets * size, n)])
+    return np.unique(keep)
+
+
 def timeline_figure(trace: CellTrace) -> Figure:
     """Panels on one time axis: latency per inference, temperature, CPU frequency, CPU %, RSS, and board power
     where the device has a power source (no panel where it has none)."""
@@ -415,18 +436,20 @@ def timeline_figure(trace: CellTrace) -> Figure:
         if part not in trace.absent and (part != "lat" or trace.samples_ms.size):
             shade(ax)
 
-    # latency of every inference, with a running median of the loop
+    # latency of every inference (thinned to what the figure can show, spikes kept), with a running median
     if trace.samples_ms.size:
-        warm = trace.samples_phase == "warmup"
-        loop = trace.samples_phase == "loop"
-        ax_lat.plot(trace.samples_t[warm], trace.samples_ms[warm], ".", ms=2, color="#b8860b", alpha=0.6,
+        warm = np.flatnonzero(trace.samples_phase == "warmup")
+        loop = np.flatnonzero(trace.samples_phase == "loop")
+        shown_warm, shown_loop = warm[thin(trace.samples_ms[warm])], loop[thin(trace.samples_ms[loop])]
+        ax_lat.plot(trace.samples_t[shown_warm], trace.samples_ms[shown_warm], ".", ms=2, color="#b8860b", alpha=0.6,
                     rasterized=True, label="warmup inference")
-        ax_lat.plot(trace.samples_t[loop], trace.samples_ms[loop], ".", ms=2, color="#1f77b4", alpha=0.45,
-                    rasterized=True, label="timed inference")
-        if loop.sum() >= 20:
-            y = pd.Series(trace.samples_ms[loop]).rolling(max(5, int(loop.sum()) // 50), center=True,
-                                                          min_periods=1).median()
-            ax_lat.plot(trace.samples_t[loop], y, color="black", lw=1.2, label="running median")
+        ax_lat.plot(trace.samples_t[shown_loop], trace.samples_ms[shown_loop], ".", ms=2, color="#1f77b4",
+                    alpha=0.45, rasterized=True, label="timed inference")
+        if loop.size >= 20:
+            y = pd.Series(trace.samples_ms[loop]).rolling(max(5, int(loop.size) // 50), center=True,
+                                                          min_periods=1).median().to_numpy()
+            step = max(1, loop.size // MAX_LINE_POINTS)  # a smooth line: every step-th point draws the same
+            ax_lat.plot(trace.samples_t[loop][::step], y[::step], color="black", lw=1.2, label="running median")
         positive = trace.samples_ms[trace.samples_ms > 0]
         if positive.size and positive.max() / positive.min() > 10:
             ax_lat.set_yscale("log")
@@ -582,62 +605,155 @@ class PlotFile:
         return next((p for p in self.paths if p.suffix == f".{ext}"), None)
 
 
-def _fresh(paths: list[Path], sources: list[Path]) -> bool:
-    if not all(p.is_file() for p in paths):
-        return False
-    newest = max((s.stat().st_mtime for s in sources if s.is_file()), default=0.0)
-    return min(p.stat().st_mtime for p in paths) >= newest
+#: Part of every plot's input digest: bump it when a figure is drawn differently, so old drawings are redone.
+PLOT_VERSION = 2
+#: Per plot (its file stem under the plots folder), the digest of what it was drawn from.
+INPUTS_FILE = "inputs.json"
+
+
+def _digest(files: Iterable[Path], *extra: Any) -> str:
+    """A content hash of a plot's inputs: the stored files it is drawn from, the drawing code's version and
+    the settings (formats, labels) that change the picture. Copying or touching a run does not change it."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((PLOT_VERSION, matplotlib.__version__, *extra)).encode())
+    for path in files:
+        h.update(path.name.encode())
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"\0absent")
+    return h.hexdigest()
+
+
+def _load_inputs(out_dir: Path) -> dict[str, str]:
+    try:
+        found = json.loads((out_dir / INPUTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _save_inputs(out_dir: Path, digests: dict[str, str]) -> None:
+    tmp = out_dir / (INPUTS_FILE + ".tmp")
+    tmp.write_text(json.dumps(digests, indent=0, sort_keys=True))
+    tmp.replace(out_dir / INPUTS_FILE)
+
+
+def drawn_unless_unchanged(folder: Path, stem: str, formats: tuple[str, ...], inputs: Any,
+                           make: Callable[[], Figure | None]) -> list[Path] | None:
+    """A figure of other report sections (the trade-off's Pareto plots), kept when what it is drawn from
+    (`inputs`, hashed by its repr) is unchanged since it was drawn; None when there is nothing to draw."""
+    paths = [folder / f"{stem}.{ext}" for ext in formats]
+    digest = _digest([], stem, formats, repr(inputs))
+    known = _load_inputs(folder)
+    if formats and known.get(stem) == digest and all(p.is_file() for p in paths):
+        return paths
+    fig = make()
+    if fig is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    written = _finish(fig, folder / stem, formats)
+    _save_inputs(folder, {**_load_inputs(folder), stem: digest})
+    return written
 
 
 #: Cell timelines drawn by default; bigger runs get the most telling ones (flagged, then least stable) first.
 DEFAULT_CELL_LIMIT = 48
+
+#: What the figure functions of a device plot read, set before the worker processes fork (they share it).
+_SHARED: dict[str, pd.DataFrame] = {}
+_DEVICE_FIGURES = {
+    "latency": lambda d, e: latency_figure(_SHARED["samples"], d, e) if not _SHARED["samples"].empty else None,
+    "throughput": lambda d, e: throughput_figure(_SHARED["summary"], d, e),
+    "scaling": lambda d, e: scaling_figure(_SHARED["summary"], d, e),
+    "energy": lambda d, e: energy_figure(_SHARED["summary"], d, e),
+}
 
 
 def plot_run(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), cells: bool = True,
              cell_formats: Iterable[str] = ("png",), cell_limit: int | None = None) -> list[PlotFile]:
     """Write every plot of a run under out_dir (cell timelines in out_dir/cells); return what was written.
 
-    cell_limit: draw at most this many cell timelines (None: all), flagged and least stable cells first.
+    Plots whose inputs are unchanged since they were drawn (content hash in out_dir/inputs.json) are kept;
+    the rest are drawn in parallel processes. cell_limit: draw at most this many cell timelines (None: all),
+    flagged and least stable cells first.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     formats, cell_formats = tuple(formats), tuple(cell_formats)
-    summary, samples = run.summary, run.samples
+    summary = run.summary
     emulated = {d: bool(i.get("emulated")) for d, i in run.manifest.get("devices", {}).items()}
-    written: list[PlotFile] = []
     if summary.empty:
-        return written
-    sources = _run_sources(run)
+        return []
+    previous = _load_inputs(out_dir)
+    digests: dict[str, str] = {}
+    device_files = _device_sources(run)
+    slots: list[tuple[str, str, Path, str] | None] = []  # kind, device, stem, title (None where a cell goes)
+    jobs: list[tuple[str, Any, Path, tuple[str, ...]]] = []
+    fresh: set[int] = set()
     with _quiet_gc():
         for device in sorted(summary["device"].unique()):
-            safe = safe_name(device)
             extra = " (emulated)" if emulated.get(device) else ""
-            makers = (("latency", lambda d=device, e=extra: latency_figure(samples, d, e) if not samples.empty else None),
-                      ("throughput", lambda d=device, e=extra: throughput_figure(summary, d, e)),
-                      ("scaling", lambda d=device, e=extra: scaling_figure(summary, d, e)),
-                      ("energy", lambda d=device, e=extra: energy_figure(summary, d, e)))
-            for kind, make in makers:
-                stem = out_dir / f"{kind}-{safe}"
+            for kind in _DEVICE_FIGURES:
+                stem = out_dir / f"{kind}-{safe_name(device)}"
                 paths = [stem.with_name(f"{stem.name}.{ext}") for ext in formats]
-                title = TITLES[kind].format(device=f"{device}{extra}")
-                if formats and _fresh(paths, sources):  # drawn after the run's last sample: still right
-                    written.append(PlotFile(kind, title, paths, run.run_id, device))
-                    continue
-                fig = make()
-                if fig is None:
-                    continue
-                written.append(PlotFile(kind, title, _finish(fig, stem, formats), run.run_id, device))
+                digest = _digest(device_files.get(device, []), kind, device, extra, formats)
+                digests[stem.name] = digest
+                slots.append((kind, device, stem, TITLES[kind].format(device=f"{device}{extra}")))
+                if formats and previous.get(stem.name) == digest and all(p.is_file() for p in paths):
+                    fresh.add(len(slots) - 1)
+                else:
+                    jobs.append((kind, (device, extra), stem, formats))
+        timelines: list[PlotFile] = []
         if cells:
-            written.extend(_cell_plots(run, out_dir / "cells", cell_formats, cell_limit))
-    return written
+            timelines = _cell_plots(run, out_dir / "cells", cell_formats, cell_limit, previous, digests, jobs)
+        if any(job[0] in _DEVICE_FIGURES for job in jobs):
+            _SHARED.update(samples=run.samples, summary=summary)
+        try:
+            drawn = dict(zip((job[2] for job in jobs), _render_all(jobs)))
+        finally:
+            _SHARED.clear()
+    written = []
+    for i, slot in enumerate(slots):
+        assert slot is not None
+        kind, device, stem, title = slot
+        files = [stem.with_name(f"{stem.name}.{ext}") for ext in formats] if i in fresh else drawn.get(stem)
+        if files:
+            written.append(PlotFile(kind, title, files, run.run_id, device))
+        elif i not in fresh:
+            digests.pop(stem.name, None)  # nothing to draw (no sweep, no power): decide again next time
+    # keep what other sections recorded (drawn_unless_unchanged); forget this function's plots not drawn now
+    others = {k: v for k, v in _load_inputs(out_dir).items()
+              if not k.startswith("cells/") and k.split("-")[0] not in _DEVICE_FIGURES}
+    _save_inputs(out_dir, {**others, **digests})
+    return written + timelines
 
 
-def _run_sources(run: Run) -> list[Path]:
-    """Every stored file the run's plots are drawn from (a plot newer than all of them is up to date)."""
-    files = [run.folder / "manifest.json", run.folder / "log.jsonl"]
-    for attempts in run.attempts.values():
-        for attempt in attempts:
-            files += [attempt.folder / "samples.csv", attempt.folder / "events.jsonl"]
-    return files
+def _device_sources(run: Run) -> dict[str, list[Path]]:
+    """Per device, every stored file its plots are drawn from."""
+    out: dict[str, list[Path]] = {}
+    for cell in run.cells:
+        files = out.setdefault(cell.device, [run.folder / "manifest.json"])
+        for attempt in run.attempts.get(cell.key, []):
+            files += [attempt.samples_path, attempt.folder / "events.jsonl"]
+    return out
+
+
+def _render_all(jobs: list[tuple[str, Any, Path, tuple[str, ...]]]) -> list[list[Path] | None]:
+    """Draw every job, in worker processes when there are enough (forked: they share the loaded run)."""
+    workers = _plot_workers(len(jobs))
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_render, jobs))
+    return [_render(job) for job in jobs]
+
+
+def _render(job: tuple[str, Any, Path, tuple[str, ...]]) -> list[Path] | None:
+    kind, arg, stem, formats = job
+    fig = timeline_figure(arg) if kind == "timeline" else _DEVICE_FIGURES[kind](*arg)
+    return None if fig is None else _finish(fig, stem, formats)
 
 
 @contextmanager
@@ -668,18 +784,24 @@ def select_cells(run: Run, limit: int | None) -> list[Any]:
     return [c for c in cells if c.key in chosen]
 
 
-def _cell_plots(run: Run, out_dir: Path, formats: tuple[str, ...], limit: int | None = None) -> list[PlotFile]:
+def _cell_plots(run: Run, out_dir: Path, formats: tuple[str, ...], limit: int | None, previous: dict[str, str],
+                digests: dict[str, str], jobs: list[tuple[str, Any, Path, tuple[str, ...]]]) -> list[PlotFile]:
+    """The timelines to show; those whose inputs changed are added to jobs (drawn with the device plots)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = run.summary
     flags = dict(zip(summary["key"], summary["flags"].fillna(""))) if "key" in summary else {}
     written, stale = [], []
     for cell in select_cells(run, limit):
         attempt = run.best(cell.key)
+        assert attempt is not None  # select_cells keeps only cells with an attempt
         stem = out_dir / f"{cell.key}-timeline"
         paths = [stem.with_name(f"{stem.name}.{ext}") for ext in formats]
         written.append(PlotFile("timeline", f"{cell.device}: {cell.label()} timeline", paths, run.run_id,
                                 cell.device, cell.key, str(flags.get(cell.key, ""))))
-        if not _fresh(paths, [attempt.folder / "samples.csv", attempt.folder / "events.jsonl"]):
+        name = f"cells/{stem.name}"
+        digests[name] = _digest([run.folder / "manifest.json", attempt.samples_path, attempt.folder / "events.jsonl"],
+                                "timeline", attempt.attempt, attempt.status, formats)
+        if previous.get(name) != digests[name] or not all(p.is_file() for p in paths):
             stale.append((cell, stem))
     if not stale:
         return written
@@ -691,29 +813,13 @@ def _cell_plots(run: Run, out_dir: Path, formats: tuple[str, ...], limit: int | 
                                   "latency_ns": pd.Series([], dtype="int64")})
     empty_tele = pd.DataFrame(columns=["phase", "t_s", "temp_c", "freq_min_mhz", "freq_max_mhz", "cpu_pct",
                                        "proc_cpu_pct", "rss_mb"], dtype=float)
-    jobs = []
     for cell, stem in stale:
         ident = tuple(getattr(cell, c) for c in CELL)
         trace = cell_trace(run, cell.key, by_cell_samples.get(ident, empty_samples),
                            by_cell_tele.get(ident, empty_tele))
         if trace is not None:
-            jobs.append((trace, stem, formats))
-    workers = _plot_workers(len(jobs))
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            list(pool.map(_render_timeline, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
-    else:
-        for job in jobs:
-            _render_timeline(job)
+            jobs.append(("timeline", trace, stem, formats))
     return written
-
-
-def _render_timeline(job: tuple[CellTrace, Path, tuple[str, ...]]) -> list[Path]:
-    trace, stem, formats = job
-    return _finish(timeline_figure(trace), stem, formats)
 
 
 def _plot_workers(jobs: int) -> int:

@@ -25,6 +25,7 @@ survives moved or deleted eval files.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import json
@@ -594,6 +595,7 @@ def write_pareto_plots(data: ReportData, frame: pd.DataFrame, formats: Sequence[
     """pareto-<device>[-emulated].<ext> under data.plot_dir, per device that has accuracy and latency."""
     from benchbot.plan import safe_name
     from benchbot.report.data import device_label
+    from benchbot.report.plots import drawn_unless_unchanged
 
     out: dict[tuple[str, bool], list[Path]] = {}
     if data.plot_dir is None:
@@ -601,17 +603,12 @@ def write_pareto_plots(data: ReportData, frame: pd.DataFrame, formats: Sequence[
     folder = Path(data.plot_dir)
     for device, emulated in data.devices():
         rows = frame[(frame["device"] == device) & (frame["emulated"].fillna(False).astype(bool) == emulated)]
-        fig = pareto_figure(rows, f"{device_label(device, emulated)}: accuracy against latency (p50)")
-        if fig is None:
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
+        title = f"{device_label(device, emulated)}: accuracy against latency (p50)"
         stem = f"pareto-{safe_name(device)}" + ("-emulated" if emulated else "")
-        paths = []
-        for ext in formats:
-            path = folder / f"{stem}.{ext}"
-            fig.savefig(path, dpi=110)
-            paths.append(path)
-        out[(device, emulated)] = paths
+        paths = drawn_unless_unchanged(folder, stem, tuple(formats), (rows.to_csv(), title),
+                                       functools.partial(pareto_figure, rows, title))
+        if paths:
+            out[(device, emulated)] = paths
     return out
 
 
