@@ -42,6 +42,7 @@ test-setup: $(BIN)/.installed-test $(TRT_VENV)/.installed $(TF_VENV)/.installed 
 ## test: install what the tests need (Debian packages when root) and run the whole suite
 test: test-setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	BENCHBOT_QEMU=1 BENCHBOT_TFLITE214_PYTHON=$(abspath $(TRT_VENV))/bin/python \
 	BENCHBOT_TF_PYTHON=$(abspath $(TF_VENV))/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
 	# the converter library itself, in the interpreter that has TensorFlow
@@ -52,6 +53,7 @@ system-deps:
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## bench: benchbot's own benchmarks, ~7 min on 2 cores (bench/README.md); BENCH_ARGS=--quick for a smoke run
 bench: $(BIN)/.installed-test

@@ -70,7 +70,7 @@ def main() -> None:
 @main.command()
 @click.option("--devices", default=None, help="Comma-separated device profile names or .toml files [default: local].")
 @click.option("--models", default=None,
-              help="Comma-separated .tflite files, folders of variants, or zoo names [default: the whole zoo].")
+              help="Comma-separated .tflite files, folders of variants, or zoo names [default: the whole zoo]; NAME=PATH names one (two builds of a model in one run, then: benchbot compare RUN --models OLD,NEW).")
 @click.option("--variants", default=None, help="Only these variants, e.g. fp32,int8.")
 @click.option("--threads", default=None, help="Thread counts to sweep, e.g. 1,2,4 [default: each profile's].")
 @click.option("--batch", default=None, help="Batch sizes to sweep where the model allows resizing [default: 1].")
@@ -185,7 +185,10 @@ def report(runs: tuple[str, ...], fmt: str, output: str | None, baseline: str, m
 
 @main.command()
 @click.argument("run_a", metavar="RUN_A")
-@click.argument("run_b", metavar="RUN_B")
+@click.argument("run_b", metavar="[RUN_B]", required=False)
+@click.option("--models", "models", default=None, metavar="OLD,NEW",
+              help="Compare model NEW against model OLD inside RUN_A (one run whose --models named both, e.g. "
+                   "old=build/old,new=build/new): their repetitions ran interleaved, the strongest A/B.")
 @click.option("--factor", type=float, default=1.05, show_default=True,
               help="A cell is slower (or faster) only when the 95 % interval of B/A, from the repetitions, lies "
                    "wholly beyond this factor.")
@@ -193,11 +196,19 @@ def report(runs: tuple[str, ...], fmt: str, output: str | None, baseline: str, m
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write to this file instead.")
 @results_option
 @friendly
-def compare(run_a: str, run_b: str, factor: float, fmt: str, output: str | None, results: str | None) -> None:
-    """Compare run B against run A, cell by cell; exit 1 when a cell got significantly slower (for CI)."""
+def compare(run_a: str, run_b: str | None, models: str | None, factor: float, fmt: str, output: str | None,
+            results: str | None) -> None:
+    """Compare run B against run A (or model NEW against OLD in one run), cell by cell; exit 1 when a cell got
+    significantly slower (for CI)."""
     console = _console()
+    pair = None
+    if models is not None:
+        names = [m.strip() for m in models.split(",")]
+        if len(names) != 2 or not all(names):
+            raise BenchbotError(f"--models takes two model names, OLD,NEW, got '{models}'")
+        pair = (names[0], names[1])
     result = api.compare_runs(run_a, run_b, factor=factor, fmt=fmt, output=Path(output) if output else None,
-                              results=results, echo=console.write)
+                              results=results, echo=console.write, models=pair)
     if fmt == "table" and output is None:
         console.comparison(result)
     if result.slower:

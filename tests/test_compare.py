@@ -226,3 +226,21 @@ def test_two_models_in_one_run_compare_on_their_interleaved_repetitions(runs: di
         compare_models(run, "old", "nope")
     with pytest.raises(BenchbotError, match="not 'old' with itself"):
         compare_models(run, "old", "old")
+
+
+def test_compare_models_from_the_command_line_gates_like_two_runs(runs: dict) -> None:
+    env, run_id = runs["env"], runs["ids"]["D"]
+    done = run_cli(["compare", run_id, "--models", "old,new", "--format", "json"], env)
+    assert done.returncode == 1, done.stderr
+    [cell] = json.loads(done.stdout)["cells"]
+    assert (cell["model"], cell["verdict"]) == ("new vs old", "slower")
+    assert f"significantly slower in {run_id}:new than in {run_id}:old" in done.stderr
+    quiet = run_cli(["compare", run_id, "--models", "old,twin"], env)
+    assert quiet.returncode == 0 and "1 cells compared: 0 slower, 0 faster, 1 not significant" in quiet.stdout
+    for args, message in ((["--models", "old"], "--models takes two model names, OLD,NEW, got 'old'"),
+                          (["--models", "old,nope"], "has no model 'nope'"),
+                          ([runs["ids"]["A1"], "--models", "old,new"], "give one run, not two"),
+                          ([], "give two runs to compare")):
+        bad = run_cli(["compare", run_id, *args], env)
+        lines = bad.stderr.strip().splitlines()
+        assert bad.returncode == 2 and len(lines) == 1 and message in lines[0], (args, bad.stderr)

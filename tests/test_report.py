@@ -22,7 +22,8 @@ import pytest
 import benchbot
 from benchbot.models.catalog import ZOO_DIR, load_family
 from benchbot.report import fmt
-from benchbot.report.data import build_report, fingerprint_line
+from benchbot.report.build import build_report
+from benchbot.report.data import fingerprint_line
 from benchbot.report.plots import cell_trace, plot_run, timeline_figure
 from tests.conftest import QUICK, run_cli
 from tests.test_compare import welch_by_hand

@@ -200,8 +200,6 @@ def test_the_store_does_not_import_the_analysis() -> None:
     assert not [p for p in pairs if "benchbot.store" in p or "benchbot.summary" in p], pairs
 
 
-@pytest.mark.xfail(reason="other pairs (qemu, report.answer/data, transport) belong to issue 14's layering refactor",
-                   strict=False)
 def test_no_two_modules_import_each_other() -> None:
     _, pairs = _import_pairs()
     assert pairs == [], pairs

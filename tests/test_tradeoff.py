@@ -21,7 +21,7 @@ import pytest
 import benchbot
 from benchbot.api import report_runs
 from benchbot.models.catalog import ZOO_DIR, zoo_families
-from benchbot.report.data import build_report
+from benchbot.report.build import build_report
 from benchbot.report.tradeoff import (
     eval_fingerprint,
     family_headlines,

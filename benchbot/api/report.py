@@ -83,7 +83,7 @@ def open_report(
 ) -> Report:
     """Load the runs and build their report data; with plots, write each run's summary.csv too."""
     from benchbot.report import table
-    from benchbot.report.data import build_report
+    from benchbot.report.build import build_report
 
     if fmt not in FORMATS:
         raise BenchbotError(f"unknown format '{fmt}' (choose table, md, csv, json or html)")
@@ -205,14 +205,18 @@ def report_runs(
 
 def compare_runs(
     run_a: str,
-    run_b: str,
+    run_b: str | None,
     factor: float = 1.05,
     fmt: str = "table",
     output: Path | None = None,
     results: str | None = None,
     echo: Echo | None = None,
+    models: tuple[str, str] | None = None,
 ) -> Any:
     """Compare run B against run A cell by cell (see benchbot.report.compare); write md/json if asked.
+
+    With `models` (A, B) and no run B: model B against model A inside run A, whose repetitions ran
+    interleaved (`compare.compare_models`), the comparison that one machine's drift cannot fake.
 
     Returns the Comparison (its `.slower` cells are what a CI gate fails on); with fmt "table" and no
     output nothing is written: show it with benchbot.console.Console().comparison.
@@ -222,8 +226,14 @@ def compare_runs(
     if fmt not in COMPARE_FORMATS:
         raise BenchbotError(f"unknown format '{fmt}' (choose table, md or json)")
     root = results_root(results)
-    a, b = load_run(run_a, root), load_run(run_b, root)
-    result = compare.compare(a, b, factor=factor)
+    if models is not None:
+        if run_b is not None:
+            raise BenchbotError("--models compares two models of one run: give one run, not two")
+        result = compare.compare_models(load_run(run_a, root), models[0], models[1], factor=factor)
+    elif run_b is None:
+        raise BenchbotError("give two runs to compare (RUN_A RUN_B), or one run and --models OLD,NEW")
+    else:
+        result = compare.compare(load_run(run_a, root), load_run(run_b, root), factor=factor)
     if fmt == "table" and output is None:
         return result
     body = compare.to_json(result) if fmt == "json" else compare.to_markdown(result)

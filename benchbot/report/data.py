@@ -199,23 +199,6 @@ class ReportData:
                  "devices": r.fingerprints} for r in self.runs]
 
 
-def build_report(runs: list[Run], baseline: str = "fastest", max_accuracy_drop: float = 1.0) -> ReportData:
-    from benchbot.report.answer import answers
-
-    if not max_accuracy_drop >= 0:
-        raise BenchbotError(f"--max-accuracy-drop must be 0 or more points, got {max_accuracy_drop}")
-    samples = loop_samples(runs)
-    frames = [r.summary for r in runs if not r.summary.empty]
-    summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CELL_KEY + ["emulated"])
-    if "emulated" in summary:
-        summary["emulated"] = summary["emulated"].fillna(False).astype(bool)
-    summary = add_relative_columns(summary, baseline=baseline)
-    data = ReportData(runs, summary, samples, baseline, max_accuracy_drop=max_accuracy_drop)
-    data.notes = report_notes(data)
-    data.answers = answers(data, max_accuracy_drop)
-    return data
-
-
 def report_notes(data: ReportData) -> list[str]:
     notes = []
     devices = data.devices()

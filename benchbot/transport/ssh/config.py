@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import paramiko
 
-from benchbot.transport import hostkeys
+import benchbot.transport.hostkeys as hostkeys
 from benchbot.transport.base import TransportError
 
 HostKeyPolicy = Literal["strict", "accept-new"]
