@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchbot.errors import DeviceFull, TransportError
 
@@ -93,3 +94,40 @@ class Transport(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class OverSSH(Transport):
+    """A device that something else makes reachable (a VM it boots, a labgrid place it acquires) and that
+    is then an SSH device: files and commands go through the inner SSH transport set up by open()."""
+
+    #: set by open(); any object with SSHTransport's push/run/expand_user/interrupt/bytes_sent
+    ssh: Any = None
+    #: what to say when the device is used before open() set up its SSH transport
+    not_connected = "the device is not connected"
+
+    def _connected(self) -> Any:
+        if self.ssh is None:
+            raise TransportError(self.not_connected)
+        return self.ssh
+
+    @property  # read from the inner transport, never set here
+    def bytes_sent(self) -> int:
+        return int(self.ssh.bytes_sent) if self.ssh is not None else 0
+
+    @bytes_sent.setter
+    def bytes_sent(self, value: int) -> None:
+        pass  # Transport.__init__ sets 0; the count lives in the inner transport
+
+    def push(self, local: Path, sha256: str) -> str:
+        return str(self._connected().push(local, sha256))
+
+    def run(self, argv: list[str], stdin: bytes, on_line: Callable[[str], None], deadline_s: float) -> CommandResult:
+        result: CommandResult = self._connected().run(argv, stdin, on_line, deadline_s)
+        return result
+
+    def expand_user(self, path: str) -> str:
+        return str(self._connected().expand_user(path))
+
+    def interrupt(self) -> None:
+        if self.ssh is not None:
+            self.ssh.interrupt()

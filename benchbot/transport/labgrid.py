@@ -24,11 +24,10 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from benchbot.errors import BenchbotError
-from benchbot.transport.base import CommandResult, Transport, TransportError
+from benchbot.transport.base import OverSSH, TransportError
 
 INSTALL_HINT = "labgrid devices need labgrid: pip install 'benchbot[lab]'"
 #: How often a waiting reservation is polled (each poll also keeps it from expiring on the coordinator).
@@ -311,14 +310,14 @@ def _tag_text(tags: dict[str, str]) -> str:
     return "tags " + ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
 
 
-class LabgridTransport(Transport):
+class LabgridTransport(OverSSH):
     """Acquires the profile's place on open(), then is SSHTransport to its NetworkService; close() releases."""
 
     def __init__(self, profile: Any, ssh_factory: Callable[[Any], Any] | None = None) -> None:
         super().__init__()
         self.profile = profile
         self.lab = profile.labgrid
-        self.ssh: Any = None
+        self.not_connected = f"{profile.name}: the labgrid place is not acquired"
         self.lease: Lease | None = None
         self.hub: Hub | None = None
         self.cancelled = threading.Event()
@@ -355,32 +354,9 @@ class LabgridTransport(Transport):
         """The place, its tags and exporter, for the run's device record."""
         return {"labgrid": self.lease.record()} if self.lease else {}
 
-    def _ssh_open(self) -> Any:
-        if self.ssh is None:
-            raise TransportError(f"{self.profile.name}: the labgrid place is not acquired")
-        return self.ssh
-
-    @property
-    def bytes_sent(self) -> int:
-        return self.ssh.bytes_sent if self.ssh else 0
-
-    @bytes_sent.setter
-    def bytes_sent(self, value: int) -> None:
-        pass
-
-    def push(self, local: Path, sha256: str) -> str:
-        return self._ssh_open().push(local, sha256)
-
-    def run(self, argv: list[str], stdin: bytes, on_line: Callable[[str], None], deadline_s: float) -> CommandResult:
-        return self._ssh_open().run(argv, stdin, on_line, deadline_s)
-
-    def expand_user(self, path: str) -> str:
-        return self._ssh_open().expand_user(path)
-
     def interrupt(self) -> None:
-        self.cancelled.set()
-        if self.ssh is not None:
-            self.ssh.interrupt()
+        self.cancelled.set()  # also ends a wait for the place
+        super().interrupt()
 
     def _release(self) -> None:
         if self.lease is not None and self.hub is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchbot.qemu.image import Image, ImageSettings, default_cache_root
 from benchbot.qemu.vm import VM, EmulateSettings, VMError, known_hosts_line
-from benchbot.transport.base import CommandResult, Transport, TransportError
+from benchbot.transport.base import OverSSH, TransportError
 from benchbot.transport.ssh import SSHSettings, SSHTransport
 
 # Two devices of one rehearsal may share an image but never a VM; boots are serialised
@@ -36,10 +36,11 @@ def cached_image(settings: ImageSettings | None = None, cache_root: Path | None 
     return max(images, key=lambda item: item[0])[1] if images else None
 
 
-class QemuTransport(Transport):
+class QemuTransport(OverSSH):
     """Starts the profile's VM (unless it already runs), then behaves as SSHTransport to it."""
 
     emulated = True
+    not_connected = "the emulated device is not connected"
 
     def __init__(self, profile: object, log: Callable[[str], None] | None = None) -> None:
         super().__init__()
@@ -74,32 +75,6 @@ class QemuTransport(Transport):
             connect_timeout_s=30, keepalive_s=30, connect_retries=3, device_name=name,
         ))
         self.ssh.open()
-
-    def _ssh(self) -> SSHTransport:
-        if self.ssh is None:
-            raise TransportError("the emulated device is not connected")
-        return self.ssh
-
-    @property
-    def bytes_sent(self) -> int:
-        return self.ssh.bytes_sent if self.ssh else 0
-
-    @bytes_sent.setter
-    def bytes_sent(self, value: int) -> None:
-        pass
-
-    def push(self, local: Path, sha256: str) -> str:
-        return self._ssh().push(local, sha256)
-
-    def run(self, argv: list[str], stdin: bytes, on_line: Callable[[str], None], deadline_s: float) -> CommandResult:
-        return self._ssh().run(argv, stdin, on_line, deadline_s)
-
-    def expand_user(self, path: str) -> str:
-        return self._ssh().expand_user(path)
-
-    def interrupt(self) -> None:
-        if self.ssh is not None:
-            self.ssh.interrupt()
 
     def close(self) -> None:
         """Disconnect, and stop the VM if this transport booted it."""
