@@ -32,12 +32,6 @@ class TransportError(BenchbotError):
 class DeviceFull(TransportError):
     """A file does not fit on the device; the device itself works, so cells whose files fit still run."""
 
-    def __init__(self, message: str, *, file: str, free_bytes: int | None, needed_bytes: int) -> None:
-        super().__init__(message)
-        self.file = file
-        self.free_bytes = free_bytes
-        self.needed_bytes = needed_bytes
-
 
 class HostKeyChanged(TransportError):
     """A device presents another host key than the recorded one; replacing it needs an explicit choice.

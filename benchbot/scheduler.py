@@ -211,26 +211,27 @@ class Runner:
         self.writer.log("device", device=name, fingerprint=fingerprint, **(record() if callable(record) else {}))
         cooldown = self.cooldown_policy(profile)
         idle = session.temperature() if cooldown.enabled else None
-        pushed: dict[str, tuple[str, str | None] | str] = {}  # cell key -> remote paths, or why they are not there
+        pushed: dict[str, tuple[str, str | None]] = {}  # cell key -> its model (and eval set) on the device
+        unpushable: dict[str, str] = {}  # cell key -> why its files are not on the device
         loops: dict[str, list[np.ndarray]] = {}
         for index, unit in enumerate(units):
             if self.stop.is_set():
                 return
-            if unit.cell.key not in pushed:
+            key = unit.cell.key
+            if key not in pushed and key not in unpushable:
                 self.progress.update(name, state="pushing", cell=unit.label(), runs=0, seconds=0.0)
                 try:
-                    pushed[unit.cell.key] = session.push_cell(unit.cell)
+                    pushed[key] = session.push_cell(unit.cell)
                 except DeviceFull as exc:  # the device works: the cells whose files fit still run
-                    pushed[unit.cell.key] = (f"{exc}; {unit.cell.model}/{unit.cell.variant} is not measured "
-                                             "(free space on the device, or use smaller variants)")
-            files = pushed[unit.cell.key]
-            if isinstance(files, str):
-                self._fail_all([unit], files)
+                    unpushable[key] = (f"{exc}; {unit.cell.model}/{unit.cell.variant} is not measured "
+                                       "(free space on the device, or use smaller variants)")
+            if key in unpushable:
+                self._fail_all([unit], unpushable[key])
                 continue
             if index and idle is not None:
                 cooldown.wait(session.temperature, idle, self.stop,
                               on_reading=lambda t: self.progress.update(name, state="cooling", temp_c=t))
-            model, eval_remote = files
+            model, eval_remote = pushed[key]
             outcome, device_lost = session.run_repetition(
                 self.plan.settings, unit, model, eval_remote, self.writer.cell_writer(unit), self.progress,
                 loops.setdefault(unit.cell.key, []), inputs=self.plan.meta.get("inputs"),

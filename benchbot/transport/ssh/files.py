@@ -167,7 +167,7 @@ class RemoteFiles(RemoteCommands):
     def _device_full(self, local: Path, folder: str, free: int | None, needed: int) -> DeviceFull:
         return DeviceFull(
             f"{self.name}: not enough space on the device for {local.name}: {human_bytes(free)} free in {folder}, "
-            f"{human_bytes(needed)} needed", file=local.name, free_bytes=free, needed_bytes=needed)
+            f"{human_bytes(needed)} needed")
 
     def _remote_sha256(self, path: str) -> str:
         p = shlex.quote(path)
