@@ -66,6 +66,8 @@ class PlainProgress(ProgressState):
             self._print(f"[{device}] {before.done + 1}/{before.total} {before.cell}: running")
         elif changes.get("state") == "failed" and changes.get("cell") and changes.get("cell") != old_cell:
             self._print(f"[{device}] failed: {changes['cell']}")
+        elif changes.get("state") == "waiting" and changes.get("cell"):
+            self._print(f"[{device}] {changes['cell']}")
 
     def cell_done(self, device: str, outcome: Any) -> None:
         super().cell_done(device, outcome)

@@ -72,6 +72,8 @@ class DeviceLines(ProgressState):
         super().update(device, **changes)
         if changes.get("state") in ("done", "interrupted"):
             self._device_line(device)
+        elif changes.get("state") == "waiting" and changes.get("cell"):
+            self._print(f"[{device}] {changes['cell']}")  # someone else's board: worth one line, once
         self._fleet_line()
 
     def cell_done(self, device: str, outcome: Any) -> None:
