@@ -313,8 +313,8 @@ def cell_trace(run: Run, key: str, samples: pd.DataFrame | None = None, telemetr
         t = run.telemetry
         telemetry = t[np.logical_and.reduce([t[c] == getattr(cell, c) for c in CELL])] if not t.empty else t
     end = attempt.first("cell_end") or {}
-    readings = attempt.all("telemetry")
-    origin = end.get("loop_start_ns") or (readings[0]["t_ns"] if readings else None)
+    readings = attempt.telemetry_columns()["t_ns"]
+    origin = end.get("loop_start_ns") or (readings[0] if readings else None)
     if origin is None:
         origin = int(samples["start_ns"].min()) if len(samples) else 0
     start = samples["start_ns"].to_numpy(dtype=np.int64)
