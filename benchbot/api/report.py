@@ -78,7 +78,7 @@ def open_report(
     results: str | None = None,
     baseline: str = "fastest",
     cell_plots: bool | str = "auto",
-    plot_formats: tuple[str, ...] = ("png", "svg"),
+    plot_formats: tuple[str, ...] = ("png",),
     max_accuracy_drop: float = 1.0,
 ) -> Report:
     """Load the runs and build their report data; with plots, write each run's summary.csv too."""
@@ -168,7 +168,7 @@ def report_runs(
     baseline: str = "fastest",
     sections: list[Any] | None = None,
     cell_plots: bool | str = "auto",
-    plot_formats: tuple[str, ...] = ("png", "svg"),
+    plot_formats: tuple[str, ...] = ("png",),
     max_accuracy_drop: float = 1.0,
     show: Show | None = None,
     show_plots: Show | None = None,
@@ -178,7 +178,7 @@ def report_runs(
     fmt: table (given to `show`, by default benchbot.console's terminal view), md, csv, json or html
     (one self-contained file; default <run>/report.html). baseline: "fastest" or a variant name for the
     relative column. sections: extra report sections (callables taking the ReportData, see
-    benchbot.report.sections); None means the default ones. cell_plots: "auto" (timelines of up to 48
+    benchbot.report.sections); None means the default ones. cell_plots: "auto" (timelines of up to 12
     cells per run, the most telling first), "all"/True, or "none"/False. Exports go to `output`, else
     to `echo` (default: stdout). Returns files written.
     """

@@ -57,6 +57,7 @@ TITLES = {
     "throughput": "{device}: throughput of the timed loop (higher is better)",
     "scaling": "{device}: thread scaling (throughput against threads)",
     "energy": "{device}: energy per inference against latency (lower left is better)",
+    "timelines": "{device}: latency of every inference over the timed loop, every cell",
 }
 # boxplot(vert=False) is deprecated from matplotlib 3.11; orientation= only exists from 3.10
 HORIZONTAL: dict[str, Any] = ({"orientation": "horizontal"} if tuple(
@@ -542,6 +543,79 @@ def _power_panel(ax: Any, power: pd.DataFrame) -> None:
     ax.set_ylim(0, max(top * 1.35, 0.1))
 
 
+# ----------------------------------------------------------------------------- every cell at a glance
+
+#: Points per cell of the overview (its strip is the figure's width).
+OVERVIEW_POINTS = 1200
+#: Half a strip's height is this factor slower (or faster) than the cell's median; beyond it points sit at the edge.
+OVERVIEW_SPAN = 2.0
+
+
+def overview_figure(run: Run, device: str, title_extra: str = "") -> Figure | None:
+    """Every cell of the device in one figure, a strip per cell (its representative repetition): each inference of
+    the timed loop against time, as a ratio to the cell's median (log scale; thinned, spikes kept), with a running
+    median. Drift, spikes and slow spells of every cell at a glance, whatever `--cell-plots` draws in full; one
+    axes, because 40 panels cost ten times as much to draw.
+    """
+    flags = dict(zip(run.summary["key"], run.summary["flags"].fillna(""))) if "key" in run.summary else {}
+    strips = []
+    for cell in sorted((c for c in run.cells if c.device == device),
+                       key=lambda c: (c.model, c.threads, not c.xnnpack, c.batch, _variant_key(c.variant))):
+        attempt = run.best(cell.key)
+        if attempt is None:
+            continue
+        rows = attempt.sample_rows()
+        mask = rows.mask("loop")
+        ms = rows.latency_ns[mask] / 1e6
+        if not ms.size or float(np.median(ms)) <= 0:
+            continue
+        end = attempt.first("cell_end") or {}
+        start = rows.start_ns[mask]
+        origin = end.get("loop_start_ns") or int(start.min())
+        strips.append((cell, (start - origin) / 1e9, ms, float(np.median(ms)), str(flags.get(cell.key, ""))))
+    if not strips:
+        return None
+    fig = _new_figure(10, 0.28 * len(strips) + 1.5)
+    ax = fig.subplots()
+    half = 0.42
+    bad = ("unstable", "throttled", "incomplete", "failed", "damaged")
+    labels = []
+    for i, (cell, t, ms, median, flag) in enumerate(strips):
+        y0 = len(strips) - 1 - i
+        scale = half / math.log(OVERVIEW_SPAN)
+        rel = np.clip(np.log(ms / median), -math.log(OVERVIEW_SPAN), math.log(OVERVIEW_SPAN)) * scale
+        shown = thin(rel, OVERVIEW_POINTS)
+        ax.plot(t[shown], y0 + rel[shown], ".", ms=1.0, color="#1f77b4", alpha=0.45, rasterized=True)
+        if ms.size >= 20:
+            run_med = pd.Series(rel).rolling(max(5, ms.size // 50), center=True, min_periods=1).median().to_numpy()
+            step = max(1, ms.size // 300)
+            ax.plot(t[::step], y0 + run_med[::step], color="black", lw=0.7)
+        ax.axhline(y0 - 0.5, color="#dddddd", lw=0.5)
+        marked = [f for f in flag.split(",") if f in bad]
+        label = f"{cell.model}/{cell.variant} t{cell.threads}" + ("" if cell.xnnpack else " no-xnn") + \
+            (f" b{cell.batch}" if cell.batch != 1 else "") + f"  p50 {sig(median)} ms" + \
+            (f"  [{', '.join(marked)}]" if marked else "")
+        labels.append((y0, label, bool(marked)))
+    ax.set_yticks([y for y, _, _ in labels], [text for _, text, _ in labels], fontsize=7)
+    for tick, (_, _, red) in zip(ax.get_yticklabels(), labels):
+        if red:
+            tick.set_color(THROTTLE_COLOR)
+    ax.set_ylim(-0.5, len(strips) - 0.5)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("time from the start of the timed loop (s)", fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", alpha=0.25)
+    height = fig.get_figheight()
+    fig.suptitle(TITLES["timelines"].format(device=device + title_extra)
+                 + f"\neach strip: a cell's inferences as a ratio to its median (log; strip edges {OVERVIEW_SPAN:g}x "
+                 "slower/faster, beyond sits on the edge), line: running median; red: flagged", fontsize=9, x=0.01,
+                 ha="left", y=1 - 0.08 / height, va="top")
+    width = max(len(text) for _, text, _ in labels) * 7 * 0.55 / 72 + 0.25  # the longest label at 7 pt
+    fig.subplots_adjust(left=min(0.5, width / fig.get_figwidth()), right=0.98, top=1 - 0.7 / height,
+                        bottom=0.5 / height)
+    return fig
+
+
 # ----------------------------------------------------------------------------- energy against latency
 
 
@@ -657,16 +731,18 @@ def drawn_unless_unchanged(folder: Path, stem: str, formats: tuple[str, ...], in
     return written
 
 
-#: Cell timelines drawn by default; bigger runs get the most telling ones (flagged, then least stable) first.
-DEFAULT_CELL_LIMIT = 48
+#: Cell timelines drawn by default; bigger runs get the most telling ones (flagged, then least stable) first. Every
+#: cell's latency over time is in its device's overview (timelines-<device>) whatever the limit.
+DEFAULT_CELL_LIMIT = 12
 
 #: What the figure functions of a device plot read, set before the worker processes fork (they share it).
-_SHARED: dict[str, pd.DataFrame] = {}
+_SHARED: dict[str, Any] = {}
 _DEVICE_FIGURES = {
     "latency": lambda d, e: latency_figure(_SHARED["samples"], d, e) if not _SHARED["samples"].empty else None,
     "throughput": lambda d, e: throughput_figure(_SHARED["summary"], d, e),
     "scaling": lambda d, e: scaling_figure(_SHARED["summary"], d, e),
     "energy": lambda d, e: energy_figure(_SHARED["summary"], d, e),
+    "timelines": lambda d, e: overview_figure(_SHARED["run"], d, e) if "run" in _SHARED else None,
 }
 
 
@@ -694,6 +770,8 @@ def plot_run(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), c
         for device in sorted(summary["device"].unique()):
             extra = " (emulated)" if emulated.get(device) else ""
             for kind in _DEVICE_FIGURES:
+                if kind == "timelines" and not cells:
+                    continue
                 stem = out_dir / f"{kind}-{safe_name(device)}"
                 paths = [stem.with_name(f"{stem.name}.{ext}") for ext in formats]
                 digest = _digest(device_files.get(device, []), kind, device, extra, formats)
@@ -707,7 +785,7 @@ def plot_run(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), c
         if cells:
             timelines = _cell_plots(run, out_dir / "cells", cell_formats, cell_limit, previous, digests, jobs)
         if any(job[0] in _DEVICE_FIGURES for job in jobs):
-            _SHARED.update(samples=run.samples, summary=summary)
+            _SHARED.update(samples=run.samples, summary=summary, run=run)
         try:
             drawn = dict(zip((job[2] for job in jobs), _render_all(jobs)))
         finally:

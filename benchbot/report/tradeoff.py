@@ -593,13 +593,13 @@ def _size_refs(biggest: float) -> list[float]:
 def write_pareto_plots(data: ReportData, frame: pd.DataFrame, formats: Sequence[str] = ("png", "svg")
                        ) -> dict[tuple[str, bool], list[Path]]:
     """pareto-<device>[-emulated].<ext> under data.plot_dir, per device that has accuracy and latency."""
+    out: dict[tuple[str, bool], list[Path]] = {}
+    if data.plot_dir is None:  # before importing matplotlib (~1 s): `report --no-plots` draws nothing
+        return out
     from benchbot.plan import safe_name
     from benchbot.report.data import device_label
     from benchbot.report.plots import drawn_unless_unchanged
 
-    out: dict[tuple[str, bool], list[Path]] = {}
-    if data.plot_dir is None:
-        return out
     folder = Path(data.plot_dir)
     for device, emulated in data.devices():
         rows = frame[(frame["device"] == device) & (frame["emulated"].fillna(False).astype(bool) == emulated)]
