@@ -80,7 +80,7 @@ def gate(results: Path, a: str, b: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from benchbot import stats
-    from benchbot.report.compare import verdict
+    from benchbot.report.compare import run_spreads, verdict
     from benchbot.summary import load_run
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -100,28 +100,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log(f"  SLOWER {slower['run_id']}: {slower['wall_s']:.1f} s")
 
     loaded = {r["run_id"]: load_run(r["run_id"], results) for r in runs + [slower]}
-    coverage, widths = [], []
-    for first, second in itertools.permutations([r["run_id"] for r in runs], 2):
+    order = [r["run_id"] for r in runs]
+    coverage, widths, widths_history = [], [], []
+    for first, second in itertools.permutations(order, 2):
         s1 = loaded[first].summary.set_index("key")
         s2 = loaded[second].summary.set_index("key")
         for key in s1.index:
             lo, hi, p50 = s1.at[key, "p50_ci_lo_ms"], s1.at[key, "p50_ci_hi_ms"], s1.at[key, "p50_ms"]
             coverage.append({"first": first, "second": second, "key": key, "inside": bool(lo <= s2.at[key, "p50_ms"] <= hi),
-                             "rel_diff": float(s2.at[key, "p50_ms"] / p50 - 1)})
-    for run_id in (r["run_id"] for r in runs):
+                             "rel_diff": float(s2.at[key, "p50_ms"] / p50 - 1),
+                             "forward": order.index(second) > order.index(first),
+                             "history": int(s1.at[key, "run_sd_runs"] or 0) >= 2})
+    for run_id in order:
         s = loaded[run_id].summary
-        widths += [float(50.0 * (h - lo) / p) for lo, h, p in zip(s["p50_ci_lo_ms"], s["p50_ci_hi_ms"], s["p50_ms"])]
+        for lo, h, p, n in zip(s["p50_ci_lo_ms"], s["p50_ci_hi_ms"], s["p50_ms"], s["run_sd_runs"]):
+            (widths_history if int(n or 0) >= 2 else widths).append(float(50.0 * (h - lo) / p))
     aa = [gate(results, a["run_id"], b["run_id"]) for a, b in itertools.combinations(runs, 2)]
     real = gate(results, runs[0]["run_id"], slower["run_id"])
     real_conv = [c for c in real["called"] if c.startswith("convnet/")]
 
     injected: dict[str, Any] = {}
+    # the gate's own rule, run-to-run spread included (each cell judged with the spread of the others)
+    spreads = {(a["run_id"], b["run_id"]): run_spreads(loaded[a["run_id"]], loaded[b["run_id"]])[0]
+               for a, b in itertools.combinations(runs, 2)}
     for factor in INJECTED:
         called = total = 0
         for a, b in itertools.combinations(runs, 2):
             sa, sb = loaded[a["run_id"]].summary.set_index("key"), loaded[b["run_id"]].summary.set_index("key")
             for key in sa.index:
-                est = stats.ratio_of_repetitions(sa.at[key, "rep_p50_ms"], [m * factor for m in sb.at[key, "rep_p50_ms"]])
+                est = stats.ratio_of_repetitions(sa.at[key, "rep_p50_ms"], [m * factor for m in sb.at[key, "rep_p50_ms"]],
+                                                 spread=spreads[(a["run_id"], b["run_id"])](sa.loc[key], sb.loc[key]))
                 total += 1
                 called += est is not None and verdict(est.lo, est.hi, 1.05) == "slower"
         injected[f"{factor:.2f}"] = {"called_slower": called, "cells": total}
@@ -130,8 +138,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "plan": "benchbot run " + " ".join(PLAN + models(BASE, args.quick) + (QUICK if args.quick else [])),
         "runs": runs, "slower_run": slower, "quick": args.quick,
         "coverage": {"inside": sum(c["inside"] for c in coverage), "pairs": len(coverage), "cells": coverage,
-                     "abs_rel_diff": spread([abs(c["rel_diff"]) for c in coverage])},
-        "halfwidth_pct": {"median": median(widths), **spread(widths)},
+                     "abs_rel_diff": spread([abs(c["rel_diff"]) for c in coverage]),
+                     **{f"{name}_{what}": f(c["inside"] for c in coverage if pick(c))
+                        for name, pick in (("forward_history", lambda c: c["forward"] and c["history"]),
+                                           ("no_history", lambda c: not c["history"]))
+                        for what, f in (("inside", sum), ("pairs", lambda xs: len(list(xs))))}},
+        "halfwidth_pct": {"median": median(widths + widths_history), **spread(widths + widths_history)},
+        "halfwidth_pct_no_history": {"median": median(widths), **spread(widths)} if widths else None,
+        "halfwidth_pct_history": {"median": median(widths_history), **spread(widths_history)} if widths_history else None,
         "aa": aa, "aa_cells": sum(g["cells"] for g in aa), "aa_called": sum(g["slower"] + g["faster"] for g in aa),
         "aa_exit_1": sum(g["exit"] == 1 for g in aa),
         "real": real, "real_detected": any("slower" in c for c in real_conv), "injected": injected,
@@ -182,6 +196,12 @@ def markdown(r: dict[str, Any]) -> str:
         f"- next run's p50 inside the previous run's interval: **{cov['inside']} of {cov['pairs']}** "
         f"({100 * cov['inside'] / max(1, cov['pairs']):.0f} %); median half-width **{r['halfwidth_pct']['median']:.1f} %** "
         f"of p50; medians moved {100 * cov['abs_rel_diff']['median']:.1f} % (median over cells and pairs)",
+        f"- of those, intervals of a run with no earlier run (the repetitions' spread only): "
+        f"**{cov['no_history_inside']} of {cov['no_history_pairs']}**, median half-width "
+        f"{(r['halfwidth_pct_no_history'] or {}).get('median', float('nan')):.1f} %; intervals with the run-to-run "
+        f"spread of the earlier runs, against later runs: **{cov['forward_history_inside']} of "
+        f"{cov['forward_history_pairs']}**, median half-width "
+        f"{(r['halfwidth_pct_history'] or {}).get('median', float('nan')):.1f} %",
         f"- A/A `benchbot compare` at the default factor: **{r['aa_called']} of {r['aa_cells']}** cells called "
         f"slower or faster; exit 1 in {r['aa_exit_1']} of {len(r['aa'])} comparisons",
         f"- one more conv layer (real model): compare A1 SLOWER exit **{r['real']['exit']}**; "

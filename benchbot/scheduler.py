@@ -142,7 +142,7 @@ class Runner:
         with self._lock:
             self.outcome.outcomes.append(outcome)
         self.writer.log("cell", key=outcome.cell.key, repetition=outcome.repetition, status=outcome.status,
-                        reason=outcome.reason)
+                        reason=outcome.reason, p50_ms=outcome.rep_p50_ms)
         self.progress.cell_done(outcome.cell.device, outcome)
 
     def _fail_all(self, units: list[Unit], reason: str) -> None:

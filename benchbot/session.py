@@ -42,6 +42,7 @@ class CellOutcome:
     loop_s: float = 0.0
     p50_ms: float | None = None  # the cell's median so far, over all its repetitions
     repetition: int = 1
+    rep_p50_ms: float | None = None  # this repetition's loop median: logged, so other runs can be read cheaply
 
     def label(self) -> str:
         return Unit(self.cell, self.repetition).label()
@@ -66,6 +67,7 @@ class CellStream:
         self.started = time.monotonic()
         self.cell_loop_ns = cell_loop_ns
         self.p50_ms: float | None = median_ms(cell_loop_ns)
+        self.rep_loop_ns: list[np.ndarray] = []
         self.noise: list[str] = []
 
     def __call__(self, line: str) -> None:
@@ -80,6 +82,7 @@ class CellStream:
         kind = event["event"]
         if kind == "samples" and event.get("phase") == "loop":
             self.cell_loop_ns.append(np.asarray(event["latency_ns"], dtype=np.int64))
+            self.rep_loop_ns.append(self.cell_loop_ns[-1])
             self.p50_ms = median_ms(self.cell_loop_ns)
             self.runs += len(event["latency_ns"])
             self.progress.update(self.device, runs=self.runs, p50_ms=self.p50_ms, phase="loop")
@@ -316,7 +319,8 @@ class DeviceSession:
         writer.note("outcome", status=status, reason=reason, wall_s=wall, returncode=result.returncode,
                     stderr_tail=result.stderr_tail[-2000:] if status != "ok" else "")
         writer.close()
-        return CellOutcome(cell, status, reason, wall, loop_s, stream.p50_ms, unit.repetition), lost
+        return CellOutcome(cell, status, reason, wall, loop_s, stream.p50_ms, unit.repetition,
+                           median_ms(stream.rep_loop_ns)), lost
 
     def close(self) -> None:
         """Release the connection; never raises (closing a dead link has nothing to report)."""

@@ -11,6 +11,11 @@ Two levels, kept apart on purpose:
   headline latency, its interval and every comparison between cells or runs are
   computed from those K values (t-based, on the log scale, since latencies are
   positive and ratios are what people read).
+- Across runs: a device can sit in one speed state for a whole run (a busy host, a
+  warm board), which no statistic of that run can see. Runs of the same cells on
+  the same device show it, so `run_to_run_spread` estimates that extra spread from
+  them (a random-effects variance component), and the next-run interval and the
+  comparison of two runs add it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,15 +189,98 @@ def _logs(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.log(data)
 
 
-def next_run_interval(rep_medians: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE
-                      ) -> RepetitionEstimate | None:
+@dataclass(frozen=True)
+class RunSpread:
+    """How much a cell's value moves between runs on one device beyond what its repetitions show.
+
+    `sd` is the standard deviation of the run effect on the log scale (≈ a fraction of the value),
+    estimated with `df` degrees of freedom from `runs` runs that share `cells` cell identities.
+    """
+
+    sd: float
+    df: float
+    runs: int
+    cells: int
+
+
+def run_to_run_spread(groups: Iterable[Mapping[Hashable, Sequence[float]]]) -> RunSpread | None:
+    """The run-to-run spread from several runs of the same cells: a random-effects estimate.
+
+    `groups` holds, per cell identity (same device, model file and settings), the repetition medians
+    of every run that measured it, keyed by run. On the log scale a run's mean of K medians is
+    mu + R + e with Var(R) = sd² and Var(e) = s²/K, so for each cell the variance of its run means
+    minus the mean of their s²/K estimates sd² (method of moments); the cells' estimates are pooled,
+    weighted by their degrees of freedom (runs - 1), and a negative pool is 0 (no spread beyond the
+    repetitions').
+
+    The cells of one run can share its effect (a host slow for the whole run) or move on their own;
+    shared effects make the cells' evidence correlated, so the degrees of freedom are the pooled
+    ones divided by the design effect 1 + (m - 1)·rho (m cells per run, rho the shared part,
+    estimated from how far the runs' mean deviations exceed what independent cells would give),
+    and never fewer than runs - 1. None when no cell was measured in two runs with two
+    repetitions each.
+    """
+    total, df, cells = 0.0, 0, 0
+    within_sum, within_n = 0.0, 0
+    deviations: dict[Hashable, list[float]] = {}
+    for group in groups:
+        per_run = {run: logs for run, logs in ((run, _logs(reps)) for run, reps in group.items()) if logs.size >= 2}
+        if len(per_run) < 2:
+            continue
+        means = {run: float(logs.mean()) for run, logs in per_run.items()}
+        center = float(np.mean(list(means.values())))
+        within = [float(logs.var(ddof=1)) / logs.size for logs in per_run.values()]
+        total += (len(per_run) - 1) * (float(np.var(list(means.values()), ddof=1)) - float(np.mean(within)))
+        df += len(per_run) - 1
+        cells += 1
+        within_sum += sum(within)
+        within_n += len(within)
+        for run, mean in means.items():
+            deviations.setdefault(run, []).append(mean - center)
+    if df == 0:
+        return None
+    variance = max(total / df, 0.0)
+    runs = len(deviations)
+    if variance == 0.0 or runs < 2:
+        return RunSpread(math.sqrt(variance), float(df), runs, cells)
+    cells_per_run = float(np.mean([len(d) for d in deviations.values()]))
+    if cells_per_run > 1:
+        run_means = np.array([np.mean(d) for d in deviations.values()])
+        seen = float(np.mean(run_means**2)) * runs / (runs - 1)  # ≈ shared + (cell-specific + within) / m
+        shared = (seen - (variance + within_sum / within_n) / cells_per_run) / (1.0 - 1.0 / cells_per_run)
+        rho = min(max(shared / variance, 0.0), 1.0)
+        df_effective = max(df / (1.0 + (cells_per_run - 1.0) * rho), float(runs - 1))
+    else:
+        df_effective = float(df)
+    return RunSpread(math.sqrt(variance), df_effective, runs, cells)
+
+
+def _t_quantile(df: float, confidence: float) -> float:
+    if math.isinf(df):
+        from scipy import special
+
+        return float(special.ndtri(0.5 + confidence / 2))
+    return t_quantile(df, 0.5 + confidence / 2)
+
+
+def _satterthwaite(parts: Sequence[tuple[float, float]]) -> float:
+    """Degrees of freedom of a sum of variance estimates, each (variance, its df) (Welch-Satterthwaite)."""
+    total = sum(v for v, _ in parts)
+    denominator = sum(v * v / d for v, d in parts if v > 0 and d > 0)
+    return total * total / denominator if denominator > 0 else math.inf
+
+
+def next_run_interval(rep_medians: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE,
+                      spread: RunSpread | None = None) -> RepetitionEstimate | None:
     """Headline and prediction interval from K repetition medians.
 
     The next run of the same plan reports the geometric mean of K new repetition medians, so the
     interval is the textbook prediction interval for a future mean of K values on the log scale:
-    mean ± t(K-1) · s · sqrt(1/K + 1/K). Unlike a confidence interval of the mean it does not
-    shrink to nothing as K grows: it says where the next run lands, which is what a reader of a
-    benchmark table assumes. None without any repetition; no interval with one.
+    mean ± t · sqrt(2 s²/K + 2 sd²), where sd is the device's run-to-run spread when earlier runs
+    showed it (`run_to_run_spread`; both runs carry a run effect) and t's degrees of freedom come from
+    Welch-Satterthwaite. Unlike a confidence interval of the mean it does not shrink to nothing as K
+    grows: it says where the next run lands, which is what a reader of a benchmark table assumes.
+    None without any repetition; no interval with one.
     """
     logs = _logs(rep_medians)
     k = int(logs.size)
@@ -202,7 +290,10 @@ def next_run_interval(rep_medians: Sequence[float] | np.ndarray, confidence: flo
     if k < 2:
         return RepetitionEstimate(math.exp(center), None, None, k, None)
     sd = float(logs.std(ddof=1))
-    half = t_quantile(k - 1, 0.5 + confidence / 2) * sd * math.sqrt(2.0 / k)
+    parts = [(2.0 * sd * sd / k, float(k - 1))]
+    if spread is not None:
+        parts.append((2.0 * spread.sd * spread.sd, spread.df))
+    half = _t_quantile(_satterthwaite(parts) if spread else k - 1, confidence) * math.sqrt(sum(v for v, _ in parts))
     return RepetitionEstimate(math.exp(center), math.exp(center - half), math.exp(center + half), k, sd)
 
 
@@ -216,10 +307,10 @@ _T975 = (12.706204736174694, 4.302652729749462, 3.1824463052837078, 2.7764451051
          2.0555294386428735, 2.0518305164802846, 2.0484071417952454, 2.045229642132703, 2.0422724563012378)
 
 
-def t_quantile(df: int, p: float) -> float:
-    """Student's t quantile (= scipy.stats.t.ppf(p, df))."""
-    if p == 0.975 and 1 <= df <= len(_T975):
-        return _T975[df - 1]
+def t_quantile(df: float, p: float) -> float:
+    """Student's t quantile (= scipy.stats.t.ppf(p, df), without importing scipy.stats)."""
+    if p == 0.975 and float(df).is_integer() and 1 <= df <= len(_T975):
+        return _T975[int(df) - 1]
     from scipy import special
 
     return float(special.stdtrit(df, p))
@@ -242,12 +333,15 @@ class RatioEstimate:
 
 
 def ratio_of_repetitions(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
-                         confidence: float = CONFIDENCE) -> RatioEstimate | None:
+                         confidence: float = CONFIDENCE, spread: RunSpread | None = None) -> RatioEstimate | None:
     """Ratio b/a of two cells from their per-repetition medians, with an interval and a p-value.
 
     Welch's two-sample t-test (scipy.stats.ttest_ind, unequal variances) on the log medians:
     the difference of the log means is the log of the ratio of geometric means. Repetitions, not
-    samples, are the unit, so thousands of correlated samples cannot fake significance.
+    samples, are the unit, so thousands of correlated samples cannot fake significance. Cells of two
+    different runs also differ by the runs' effects: with the device's run-to-run `spread`, its
+    variance (2 sd², one effect per run) joins the two sides' and the degrees of freedom follow
+    Welch-Satterthwaite. Cells of one run share its effect, so they are compared without it.
     """
     la, lb = _logs(a), _logs(b)
     if la.size == 0 or lb.size == 0:
@@ -255,6 +349,8 @@ def ratio_of_repetitions(a: Sequence[float] | np.ndarray, b: Sequence[float] | n
     ratio = math.exp(float(lb.mean() - la.mean()))
     if la.size < 2 or lb.size < 2:
         return RatioEstimate(ratio, None, None, None)
+    if spread is not None:
+        return _ratio_with_run_spread(la, lb, ratio, confidence, spread)
     if float(la.std(ddof=1)) == 0.0 and float(lb.std(ddof=1)) == 0.0:  # no spread at all: t is undefined
         same = math.isclose(ratio, 1.0)
         return RatioEstimate(ratio, ratio, ratio, 1.0 if same else 0.0)
@@ -265,3 +361,23 @@ def ratio_of_repetitions(a: Sequence[float] | np.ndarray, b: Sequence[float] | n
         test = sps.ttest_ind(lb, la, equal_var=False)
         ci = test.confidence_interval(confidence)
     return RatioEstimate(ratio, math.exp(float(ci.low)), math.exp(float(ci.high)), float(test.pvalue))
+
+
+def _ratio_with_run_spread(la: np.ndarray, lb: np.ndarray, ratio: float, confidence: float, spread: RunSpread
+                           ) -> RatioEstimate:
+    """Welch's t on the log medians with the run effects' variance added (see `ratio_of_repetitions`)."""
+    parts = [(float(la.var(ddof=1)) / la.size, float(la.size - 1)), (float(lb.var(ddof=1)) / lb.size,
+                                                                      float(lb.size - 1)),
+             (2.0 * spread.sd * spread.sd, spread.df)]
+    variance = sum(v for v, _ in parts)
+    diff = math.log(ratio)
+    if variance == 0.0:
+        return RatioEstimate(ratio, ratio, ratio, 1.0 if math.isclose(ratio, 1.0) else 0.0)
+    df = _satterthwaite(parts)
+    se = math.sqrt(variance)
+    half = _t_quantile(df, confidence) * se
+    z = -abs(diff) / se
+    from scipy import special  # only comparisons with a run spread need it: loading a run does without
+
+    p_value = 2.0 * float(special.ndtr(z) if math.isinf(df) else special.stdtr(df, z))
+    return RatioEstimate(ratio, math.exp(diff - half), math.exp(diff + half), p_value)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchbot import delegation, power, stats
+from benchbot import delegation, history, power, stats
 from benchbot.store import CellAttempt, SampleRows, StoredRun, open_run
 from benchbot.vocab import CELL_KEY
 
@@ -319,13 +319,21 @@ def repetition_frame(run: Run) -> pd.DataFrame:
 _MEDIAN_OVER_REPS = ("init_ms", "first_ms", "warmup_runs", "cpu_mean", "proc_cpu_mean")
 
 
-def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np.ndarray, batch: int,
-               pooled: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A cell's row from its repetitions' rows: headline and interval across repetitions, pooled percentiles
-    (`pooled`: stats.latency_summary of pooled_loop_ms when the caller has it)."""
+def _measured(cell_reps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The repetitions a cell's headline comes from: those that finished, else whatever has a median."""
     measured = [r for r in cell_reps if r["status"] == "ok" and r.get("p50_ms") is not None]
-    if not measured:  # nothing finished: show the latest repetition's state as it is
-        measured = [r for r in cell_reps if r.get("p50_ms") is not None]
+    return measured or [r for r in cell_reps if r.get("p50_ms") is not None]
+
+
+def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np.ndarray, batch: int,
+               spread: stats.RunSpread | None = None, pooled: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A cell's row from its repetitions' rows: headline and interval across repetitions, pooled percentiles.
+
+    `spread` is the device's run-to-run spread learned from its other runs (benchbot.history), which
+    the next-run interval adds to the repetitions' own; `pooled` is stats.latency_summary of pooled_loop_ms
+    when the caller has it.
+    """
+    measured = _measured(cell_reps)
     first = min(cell_reps, key=lambda r: r["repetition"])
     row: dict[str, Any] = {"repetitions": planned, "reps_ok": sum(1 for r in cell_reps if r["status"] == "ok")}
     if pooled is None:
@@ -333,12 +341,14 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
     for key, value in pooled.items():  # every percentile but the headline is over the pooled loop samples
         if key not in ("p50_ci_lo", "p50_ci_hi"):
             row[key if key in ("count", "cv") else f"{key}_ms"] = value
-    estimate = stats.next_run_interval([r["p50_ms"] for r in measured])
+    estimate = stats.next_run_interval([r["p50_ms"] for r in measured], spread=spread)
     row["rep_p50_ms"] = [float(r["p50_ms"]) for r in sorted(measured, key=lambda r: r["repetition"])]
     row["p50_ms"] = estimate.value if estimate else None
     row["p50_ci_lo_ms"] = estimate.lo if estimate else None
     row["p50_ci_hi_ms"] = estimate.hi if estimate else None
     row["rep_cv"] = estimate.cv if estimate else None
+    row["run_sd"] = spread.sd if spread else None
+    row["run_sd_runs"] = spread.runs if spread else 0
     drifts = [r["drift"] for r in measured if r.get("drift") is not None]
     row["drift"] = max(drifts) if drifts else None
     for key in _MEDIAN_OVER_REPS:
@@ -431,8 +441,11 @@ def summary_frame(run: Run) -> pd.DataFrame:
     the 95 % interval where the next run's p50 should land (`stats.next_run_interval`); `rep_cv` is
     the spread of the repetitions; the other percentiles pool the loop samples of all repetitions.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     predictions: dict[str, list[int]] = {}
+    # first every cell's repetitions (the device's run-to-run spread needs them all), then the rows in plan order
+    gathered: list[tuple[int, Any, dict[str, Any], bool, list[dict[str, Any]], np.ndarray]] = []
+    known: dict[int, dict[str, Any]] = {}
     for cell in run.cells:
         device = run.manifest.get("devices", {}).get(cell.device, {})
         emulated = bool(device.get("emulated"))
@@ -450,11 +463,17 @@ def summary_frame(run: Run) -> pd.DataFrame:
             if attempt.status == "ok":
                 pooled.append(_loop_ms(attempt))
                 latency.append(rep_rows[-1]["_latency"])
-        loop_ms = pooled[0] if len(pooled) == 1 else np.concatenate(pooled) if pooled else np.empty(0)
         for r in rep_rows:
             r.pop("_latency")
-        # one repetition pooled alone is its own samples: its figures are already known
-        row = _aggregate(rep_rows, cell.repetitions, loop_ms, cell.batch, latency[0] if len(latency) == 1 else None)
+        if len(latency) == 1:  # one repetition pooled alone is its own samples: its figures are already known
+            known[len(rows)] = latency[0]
+        gathered.append((len(rows), cell, base, emulated, rep_rows,
+                         pooled[0] if len(pooled) == 1 else np.concatenate(pooled) if pooled else np.empty(0)))
+        rows.append(base)
+    spreads = _run_spreads(run, [(cell, rep_rows) for _, cell, _, _, rep_rows, _ in gathered])
+    for index, cell, base, emulated, rep_rows, loop_ms in gathered:
+        reps = run.repetitions(cell.key)
+        row = _aggregate(rep_rows, cell.repetitions, loop_ms, cell.batch, spreads.get(cell.device), known.get(index))
         status = run.status(cell.key)
         failures = [r["reason"] for r in sorted(rep_rows, key=lambda r: r["repetition"])
                     if r["status"] != "ok" and r.get("reason")]
@@ -471,7 +490,7 @@ def summary_frame(run: Run) -> pd.DataFrame:
         row["accuracy_n"] = accuracy.get("n") if accuracy else None
         errors = [r.get("accuracy_error") for r in rep_rows if r.get("accuracy_error")]
         row["accuracy_error"] = errors[0] if errors and not accuracy else None
-        rows.append({**base, **row})
+        rows[index] = {**base, **row}
         if accuracy and accuracy.get("predictions") is not None:
             predictions[cell.key] = accuracy["predictions"]
     frame = pd.DataFrame(rows)
@@ -479,6 +498,22 @@ def summary_frame(run: Run) -> pd.DataFrame:
         return frame
     _add_baseline_columns(frame, predictions)
     return frame
+
+
+def _run_spreads(run: Run, cells: list[tuple[Any, list[dict[str, Any]]]]) -> dict[str, stats.RunSpread]:
+    """Each device's run-to-run spread, from this run and the device's earlier runs in the same results folder."""
+    own = history.RunMedians(run.run_id, run.fingerprints)
+    for cell, rep_rows in cells:
+        medians = [r["p50_ms"] for r in _measured(rep_rows) if r["status"] == "ok"]
+        if medians:
+            own.add(history.identity(cell.device, cell.model_sha256, cell.threads, cell.xnnpack, cell.batch), medians)
+    runs = [own, *history.neighbours(run.folder, run.run_id, exclude=[run.run_id])]
+    out = {}
+    for device in {cell.device for cell, _ in cells}:
+        found = history.spread(device, run.fingerprints.get(device), runs)
+        if found is not None:
+            out[device] = found
+    return out
 
 
 def _add_baseline_columns(frame: pd.DataFrame, predictions: dict[str, list[int]]) -> None:

@@ -9,13 +9,14 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import benchbot
-from benchbot import stats
+from benchbot import history, stats
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import ZOO_DIR, load_family
-from benchbot.report.compare import compare, compare_models, verdict
+from benchbot.report.compare import compare, compare_models, run_spreads, verdict
 from benchbot.store import SAMPLES_HEADER, encode_chunk, read_samples_bin
 from tests.conftest import QUICK, md_rows, run_cli
 
@@ -158,11 +159,14 @@ def test_two_real_runs_of_one_plan_are_not_significant_at_the_default_factor(run
     assert cell["ratio_ci_lo"] <= 1.05 and cell["ratio_ci_hi"] >= 1 / 1.05
 
 
-def _copy_with_scaled_latencies(run_folder: Path, dest: Path, scale: float) -> Path:
-    """A copy of a stored run whose loop latencies are multiplied by `scale` (for the verdict logic only)."""
+def _copy_with_scaled_latencies(run_folder: Path, dest: Path, scale: float, models: set[str] | None = None) -> Path:
+    """A copy of a stored run whose loop latencies (of `models`, or all) are multiplied by `scale`, in the samples
+    and in the medians the run log keeps for later runs (for the verdict logic only)."""
     shutil.copytree(run_folder, dest)
-    every = list((dest / "cells").glob("*/rep*/*/samples.bin"))
-    assert len(every) == 9
+    manifest = json.loads((dest / "manifest.json").read_text())
+    scaled = {c["key"] for c in manifest["plan"]["cells"] if models is None or c["model"] in models}
+    every = [f for key in sorted(scaled) for f in (dest / "cells" / key).glob("rep*/*/samples.bin")]
+    assert every
     for samples in every:
         frame, problems = read_samples_bin(samples)
         assert not problems
@@ -173,6 +177,11 @@ def _copy_with_scaled_latencies(run_folder: Path, dest: Path, scale: float) -> P
         chunks = [encode_chunk(p, frame["start_ns"].to_numpy()[m], latency[m])[0]
                   for p in ("warmup", "loop") for m in [(frame["phase"] == p).to_numpy()] if m.any()]
         samples.write_bytes(header + b"".join(chunks))
+    events = [json.loads(line) for line in (dest / "log.jsonl").read_text().splitlines() if line.strip()]
+    for event in events:
+        if event.get("event") == "cell" and event.get("key") in scaled and event.get("p50_ms"):
+            event["p50_ms"] *= scale
+    (dest / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     return dest
 
 
@@ -180,6 +189,7 @@ def test_verdicts_on_a_copy_with_scaled_latencies(runs: dict) -> None:
     a = benchbot.load_run(runs["ids"]["A1"], results=runs["tmp"] / "results")
     # twice as slow (and half): far beyond any noise this shared machine shows between repetitions
     slow = _copy_with_scaled_latencies(a.folder, runs["tmp"] / "edited" / "slow", 2.0)
+    assert len(list(slow.glob("cells/*/rep*/*/samples.bin"))) == 9
     fast = _copy_with_scaled_latencies(a.folder, runs["tmp"] / "edited" / "fast", 0.5)
     env = runs["env"]
     done = run_cli(["compare", str(a.folder), str(slow), "--format", "md"], env)
@@ -247,3 +257,72 @@ def test_compare_models_from_the_command_line_gates_like_two_runs(runs: dict) ->
         bad = run_cli(["compare", run_id, *args], env)
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 2 and len(lines) == 1 and message in lines[0], (args, bad.stderr)
+
+
+# ----------------------------------------------------------------------------- the device's other runs
+
+
+def test_each_repetition_median_is_logged_for_the_next_runs(runs: dict) -> None:
+    """The run log carries every repetition's loop median (what benchbot.history reads instead of samples), and
+    it is the median the summary computes from the stored samples."""
+    run = benchbot.load_run(runs["ids"]["A2"], results=runs["tmp"] / "results")
+    logged = history.from_log(run.folder)
+    assert logged is not None and logged.run_id == run.run_id
+    [row] = [r for _, r in run.summary.iterrows()]
+    key = history.identity(row["device"], row["model_sha256"], row["threads"], row["xnnpack"], row["batch"])
+    assert logged.medians == {key: pytest.approx(row["rep_p50_ms"], rel=1e-9)}
+    assert history.from_summary(run).medians == logged.medians
+
+
+def test_the_next_run_interval_learns_the_run_to_run_spread_from_earlier_runs_only(runs: dict) -> None:
+    results = runs["tmp"] / "results"
+    first = benchbot.load_run(runs["ids"]["A1"], results=results).summary.iloc[0]
+    second = benchbot.load_run(runs["ids"]["A2"], results=results).summary.iloc[0]
+    # A1 came first: later runs (A2, C, D hold the same file) do not change what it reported
+    assert first["run_sd_runs"] == 0 and pd.isna(first["run_sd"])
+    assert second["run_sd_runs"] == 2 and second["run_sd"] >= 0
+    a1 = history.from_log(results / runs["ids"]["A1"])
+    a2 = history.from_log(results / runs["ids"]["A2"])
+    assert a1 is not None and a2 is not None
+    learned = stats.run_to_run_spread([{0: a1.medians[k], 1: a2.medians[k]} for k in a1.medians])
+    expected = stats.next_run_interval(second["rep_p50_ms"], spread=learned)
+    assert expected is not None and (second["p50_ci_lo_ms"], second["p50_ci_hi_ms"]) == pytest.approx(
+        (expected.lo, expected.hi), rel=1e-9)
+    report = run_cli(["report", runs["ids"]["A2"], "--format", "md", "--no-plots"], runs["env"])
+    assert "local: next run 95% adds a run-to-run spread of" in report.stdout or \
+        "moved no more than their repetitions do" in report.stdout
+    report = run_cli(["report", runs["ids"]["A1"], "--format", "md", "--no-plots"], runs["env"])
+    assert "local: next run 95% holds this run's repetitions only" in report.stdout
+
+
+def test_two_runs_are_judged_with_the_spread_of_the_other_cells_never_their_own(runs: dict, tmp_path: Path) -> None:
+    results = runs["tmp"] / "results"
+    a, c = (benchbot.load_run(runs["ids"][k], results=results) for k in ("A1", "C"))
+    spread_for, _ = run_spreads(a, c)
+    rows_a, rows_c = a.summary.set_index("variant"), c.summary.set_index("variant")
+    # fp32 is the same file in both, so it is left out of its own spread: none of the other cells (the extra
+    # variant, in C only) was measured twice, and the other runs of that file are its own cell too
+    assert spread_for(rows_a.loc["fp32"], rows_c.loc["fp32"]) is None
+    body = json.loads(run_cli(["compare", runs["ids"]["A1"], runs["ids"]["C"], "--format", "json"],
+                              runs["env"]).stdout)
+    assert [c["run_sd"] for c in body["cells"]] == [None]
+    assert any("no other cell was measured in two of its runs" in n for n in body["notes"])
+    # a device with another cell measured in both runs: copies of D, whose `new` model then says how far
+    # the device moves between the two, and `old` is judged with that spread (and not its own)
+    d = benchbot.load_run(runs["ids"]["D"], results=results)
+    one, two = tmp_path / "r" / "one", tmp_path / "r" / "two"
+    shutil.copytree(d.folder, one)
+    _copy_with_scaled_latencies(d.folder, two, 1.5, models={"new"})
+    x, y = benchbot.load_run(one), benchbot.load_run(two)
+    spread_for, basis = run_spreads(x, y)
+    sx, sy = x.summary.set_index("model"), y.summary.set_index("model")
+    moved = spread_for(sx.loc["old"], sy.loc["old"])
+    assert moved is not None and moved.runs == 2 and moved.cells == 1 and moved.sd > 0.2  # new moved by x1.5
+    # new is judged with the spread of old and twin (one file, one cell), which did not move at all
+    steady = spread_for(sx.loc["new"], sy.loc["new"])
+    assert steady is not None and steady.sd == 0.0
+    result = compare(x, y)
+    judged = {c.model: c for c in result.cells}
+    assert judged["new"].verdict == "slower" and judged["new"].ratio == pytest.approx(1.5, rel=1e-3)
+    assert judged["old"].verdict == "not significant" and judged["old"].run_sd == pytest.approx(moved.sd)
+    assert any("the intervals add a run-to-run spread of 0.0 % to" in n for n in result.notes)

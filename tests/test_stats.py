@@ -140,3 +140,84 @@ def test_ranks_and_t_quantiles_are_scipys() -> None:
     for df in range(1, 40):
         assert stats.t_quantile(df, 0.975) == float(special.stdtrit(df, 0.975))
     assert stats.t_quantile(4, 0.995) == float(special.stdtrit(4, 0.995))
+
+
+def test_run_to_run_spread_by_hand() -> None:
+    # two cells: one measured in three runs, one in two; a third seen once says nothing and is skipped
+    cell_a = [[1.00, 1.02, 0.99], [1.10, 1.12, 1.09, 1.11], [0.95, 0.97]]
+    cell_b = [[2.0, 2.1], [2.3, 2.2, 2.25]]
+    alone = [[5.0, 5.1, 5.2]]
+    got = stats.run_to_run_spread([dict(enumerate(cell_a)), dict(enumerate(cell_b)), dict(enumerate(alone))])
+    pooled, df, runs_minus_one = 0.0, 0, 2
+    for cell in (cell_a, cell_b):
+        logs = [np.log(r) for r in cell]
+        means = [x.mean() for x in logs]
+        within = np.mean([x.var(ddof=1) / len(x) for x in logs])
+        pooled += (len(cell) - 1) * (np.var(means, ddof=1) - within)
+        df += len(cell) - 1
+    assert got is not None and (got.runs, got.cells) == (3, 2)
+    assert got.sd == pytest.approx(math.sqrt(pooled / df), rel=1e-12)
+    assert runs_minus_one <= got.df <= df
+    # runs that agree better than their repetitions do: no spread beyond the repetitions', not a negative one
+    calm = stats.run_to_run_spread([{"r1": [1.0, 1.2, 0.8], "r2": [1.01, 1.19, 0.81]}])
+    assert calm is not None and calm.sd == 0.0
+    assert stats.run_to_run_spread([{0: alone[0]}, {0: [1.0], 1: [1.1]}]) is None  # one repetition per run cannot separate them
+
+
+def test_intervals_with_a_run_spread_by_hand() -> None:
+    from scipy.stats import t as student
+
+    medians, other = [1.00, 1.04, 0.97, 1.02, 0.99], [1.08, 1.11, 1.05, 1.09]
+    spread = stats.RunSpread(sd=0.04, df=12.0, runs=4, cells=6)
+    logs, logs_b = np.log(medians), np.log(other)
+    # next run: variance 2 s²/k + 2 sd², Welch-Satterthwaite degrees of freedom
+    a, b = 2 * logs.var(ddof=1) / 5, 2 * 0.04**2
+    df = (a + b) ** 2 / (a**2 / 4 + b**2 / 12)
+    half = student.ppf(0.975, df) * math.sqrt(a + b)
+    got = stats.next_run_interval(medians, spread=spread)
+    assert got is not None
+    assert (got.lo, got.hi) == pytest.approx((math.exp(logs.mean() - half), math.exp(logs.mean() + half)), rel=1e-12)
+    plain = stats.next_run_interval(medians)
+    assert plain is not None and plain.lo is not None and got.lo < plain.lo and got.hi > plain.hi
+    # two runs' cells: s_a²/k_a + s_b²/k_b + 2 sd²
+    va, vb = logs.var(ddof=1) / 5, logs_b.var(ddof=1) / 4
+    df = (va + vb + b) ** 2 / (va**2 / 4 + vb**2 / 3 + b**2 / 12)
+    diff, se = logs_b.mean() - logs.mean(), math.sqrt(va + vb + b)
+    q = student.ppf(0.975, df)
+    ratio = stats.ratio_of_repetitions(medians, other, spread=spread)
+    assert ratio is not None
+    assert (ratio.ratio, ratio.lo, ratio.hi) == pytest.approx(
+        (math.exp(diff), math.exp(diff - q * se), math.exp(diff + q * se)), rel=1e-12)
+    assert ratio.p_value == pytest.approx(2 * student.sf(abs(diff) / se, df), rel=1e-9)
+    without = stats.ratio_of_repetitions(medians, other)
+    assert without is not None and without.p_value is not None and without.p_value < ratio.p_value
+
+
+@pytest.mark.parametrize("effect", ["shared", "per-cell"])
+def test_a_run_effect_is_covered_only_with_the_learned_spread(effect: str) -> None:
+    """Simulated device whose every run moves by 5 % (repetitions 2 %), either as a whole (a host slow for the
+    whole run: the cells' evidence is correlated) or cell by cell: the next run lands inside the interval that
+    adds the spread learned from four earlier runs of six cells ~95 % of the time, and inside the
+    repetitions-only interval far less often."""
+    rng = np.random.default_rng(5)
+
+    def run() -> list[np.ndarray]:  # six cells, five repetitions each
+        shared = rng.normal(0.0, 0.05)
+        return [np.exp(np.log(1.0 + c) + (shared if effect == "shared" else rng.normal(0.0, 0.05))
+                       + rng.normal(0.0, 0.02, 5)) for c in range(6)]
+
+    inside = inside_plain = total = 0
+    for _ in range(600):
+        runs = [run() for _ in range(6)]
+        history, this, following = runs[:4], runs[4], runs[5]
+        spread = stats.run_to_run_spread([{i: r[c] for i, r in enumerate(history + [this])} for c in range(6)])
+        for c in range(6):
+            with_spread = stats.next_run_interval(this[c], spread=spread)
+            plain = stats.next_run_interval(this[c])
+            value = math.exp(np.log(following[c]).mean())
+            assert with_spread is not None and plain is not None
+            inside += with_spread.lo <= value <= with_spread.hi  # type: ignore[operator]
+            inside_plain += plain.lo <= value <= plain.hi  # type: ignore[operator]
+            total += 1
+    assert 0.92 <= inside / total <= 0.985
+    assert inside_plain / total < 0.6

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchbot import stats
+from benchbot import history, stats
 from benchbot.errors import BenchbotError
 from benchbot.report import fmt
 from benchbot.report.data import device_label, fingerprint_line, rep_medians
@@ -58,6 +59,7 @@ class CellComparison:
     flags_a: str = ""
     flags_b: str = ""
     note: str = ""
+    run_sd: float | None = None  # the device's run-to-run spread added to the interval (two runs only)
 
     def label(self) -> str:
         return _label(tuple(getattr(self, c) for c in MATCH))
@@ -110,12 +112,54 @@ def _rows(run: Run) -> dict[tuple, Any]:
     return out
 
 
+SpreadFor = Callable[[Any, Any], "stats.RunSpread | None"]
+
+
 def compare(a: Run, b: Run, factor: float = 1.05, confidence: float = CONFIDENCE) -> Comparison:
-    """Match the cells of two runs and judge each one (B against A) on its repetitions."""
+    """Match the cells of two runs and judge each one (B against A) on its repetitions.
+
+    Two runs also differ by whatever state the device was in during each (issue 10): a shared host
+    running the whole of one run slower reads as a difference in every cell. So each cell's interval
+    adds the device's run-to-run spread, learned from the other cells of these two runs and from the
+    device's other runs in B's results folder (`benchbot.history`), never from the cell being judged.
+    """
     result = Comparison(a.run_id, b.run_id, _checked_factor(factor), confidence)
-    _judge(result, _rows(a), _rows(b), same_model_expected=True)
-    result.notes = _notes(a, b, result)
+    spread_for, basis = run_spreads(a, b)
+    _judge(result, _rows(a), _rows(b), same_model_expected=True, spread_for=spread_for)
+    result.notes = _notes(a, b, result) + basis(result)
     return result
+
+
+def run_spreads(a: Run, b: Run) -> tuple[SpreadFor, Callable[[Comparison], list[str]]]:
+    """(spread of a cell's device without that cell, notes on where the spreads came from)."""
+    own = [history.from_summary(a)] + ([] if a.folder.resolve() == b.folder.resolve() else [history.from_summary(b)])
+    others = history.neighbours(b.folder, max(a.run_id, b.run_id), exclude={a.run_id, b.run_id})
+    runs = own + others
+    fingerprints = b.fingerprints
+
+    def spread_for(row_a: Any, row_b: Any) -> stats.RunSpread | None:
+        device = str(row_b["device"])
+        leave_out = [history.identity(device, str(r.get("model_sha256") or ""), int(r["threads"]),
+                                      bool(r["xnnpack"]), int(r["batch"])) for r in (row_a, row_b)]
+        return history.spread(device, fingerprints.get(device), runs, leave_out=leave_out)
+
+    def basis(result: Comparison) -> list[str]:
+        notes = []
+        for device in sorted({c.device for c in result.cells}):
+            used = sorted(c.run_sd for c in result.cells if c.device == device and c.run_sd is not None)
+            if not used:
+                notes.append(f"{device}: no other cell was measured in two of its runs, so the intervals hold the "
+                             "repetitions' spread only, and a shift of the whole device between the runs would read "
+                             "as a difference. Compare inside one run (--models OLD,NEW) to rule that out.")
+                continue
+            size = f"{100 * used[0]:.1f} %" + (f" to {100 * used[-1]:.1f} %" if used[-1] - used[0] >= 5e-4 else "")
+            missing = sum(1 for c in result.cells if c.device == device and c.run_sd is None)
+            notes.append(f"{device}: the intervals add a run-to-run spread of {size}, learned for each cell from the "
+                         f"device's other cells in these two runs and {len(others)} other run(s) in the results "
+                         "folder" + (f"; {missing} cell(s) had none to learn from" if missing else "") + ".")
+        return notes
+
+    return spread_for, basis
 
 
 def compare_models(run: Run, model_a: str, model_b: str, factor: float = 1.05,
@@ -153,9 +197,12 @@ def _checked_factor(factor: float) -> float:
     return factor
 
 
-def _judge(result: Comparison, rows_a: dict[tuple, Any], rows_b: dict[tuple, Any], same_model_expected: bool
-           ) -> None:
-    """Fill `result` with a verdict for every cell both sides have, and name the cells only one side has."""
+def _judge(result: Comparison, rows_a: dict[tuple, Any], rows_b: dict[tuple, Any], same_model_expected: bool,
+           spread_for: SpreadFor | None = None) -> None:
+    """Fill `result` with a verdict for every cell both sides have, and name the cells only one side has.
+
+    `spread_for(row_a, row_b)` gives the run-to-run spread to add when the sides are two runs; cells of
+    one run share its state and are judged without it."""
     result.only_a = [_label(k) for k in rows_a if k not in rows_b]
     result.only_b = [_label(k) for k in rows_b if k not in rows_a]
     for key, row_a in rows_a.items():
@@ -167,7 +214,8 @@ def _judge(result: Comparison, rows_a: dict[tuple, Any], rows_b: dict[tuple, Any
             which = " and ".join(n for n, m in (("A", ma), ("B", mb)) if not m)
             result.no_data.append(f"{_label(key)}: no finished repetition in {which} to compare")
             continue
-        estimate = stats.ratio_of_repetitions(ma, mb, result.confidence)
+        spread = spread_for(row_a, row_b) if spread_for else None
+        estimate = stats.ratio_of_repetitions(ma, mb, result.confidence, spread)
         assert estimate is not None
         notes = []
         if (same_model_expected and row_a.get("model_sha256") and row_b.get("model_sha256")
@@ -181,6 +229,7 @@ def _judge(result: Comparison, rows_a: dict[tuple, Any], rows_b: dict[tuple, Any
             p50_b_ms=float(row_b["p50_ms"]), ratio=estimate.ratio, ratio_ci_lo=estimate.lo, ratio_ci_hi=estimate.hi,
             p_value=estimate.p_value, verdict=verdict(estimate.lo, estimate.hi, result.factor),
             flags_a=str(row_a.get("flags") or ""), flags_b=str(row_b.get("flags") or ""), note=", ".join(notes),
+            run_sd=spread.sd if spread else None,
         ))
 
 
@@ -223,8 +272,11 @@ def display_rows(result: Comparison) -> list[list[str]]:
 
 
 def _explain(result: Comparison) -> str:
+    spread = " (plus the device's run-to-run spread, see the notes)" if any(c.run_sd is not None
+                                                                              for c in result.cells) else ""
     return (f"B/A: ratio of p50s (above 1: B is slower), from each cell's repetitions: geometric means of their "
-            f"medians, {100 * result.confidence:g} % interval and p from Welch's t on the log medians. Slower: the "
+            f"medians, {100 * result.confidence:g} % interval and p from Welch's t on the log medians{spread}. "
+            "Slower: the "
             f"whole interval above ×{result.factor:g}; faster: below ×{1 / result.factor:.3g}; otherwise not "
             "significant.")
 

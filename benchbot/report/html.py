@@ -110,7 +110,7 @@ def render(data: ReportData, plots: Iterable[PlotFile] = (), sections: Iterable[
         devices=devices,
         relative_header=table.relative_header(data.baseline),
         relative_words=table.relative_words(data.baseline),
-        column_notes=table.COLUMN_NOTES + ([table.POWER_NOTE] if table.has_power(data.summary) else []),
+        column_notes=table.column_notes(data.summary),
         legend=table.legend_items(),
         problems=table.failures(data.summary),
         # A section's HTML comes from benchbot's own renderers, which escape what they insert.

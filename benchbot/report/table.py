@@ -68,10 +68,40 @@ FLAG_LEGEND = "  ".join(f"{mark} {FLAG_TEXT[flag].split(':')[0]}" for flag, mark
 COLUMN_NOTES = [
     "reps: agent processes (repetitions) that finished, of those planned.  p50: geometric mean of the repetitions' "
     "medians.  next run 95%: where the next run's p50 should land (prediction interval from the spread of the "
-    "repetitions).  rep CV: that spread.  runs, p90, p99, inf/s: over the loops of every repetition.",
+    "repetitions, plus the device's run-to-run spread when its other runs show it; see below).  rep CV: the "
+    "repetitions' spread.  runs, p90, p99, inf/s: over the loops of every repetition.",
     "CPU %: the benchmark process, 100 = one full core.  temp: start→max over the cell, or absent (no sensor).",
     "XNNPACK ops: ops the delegate runs / all ops, in N partitions (many partitions: slow hand-offs).",
 ]
+def interval_notes(summary: pd.DataFrame) -> list[str]:
+    """Per device, what its next-run intervals hold: its run-to-run spread (from how many runs), or not."""
+    if summary.empty or "run_sd_runs" not in summary.columns:
+        return []
+    lines = []
+    for (run_id, device, emulated), rows in summary.groupby(["run_id", "device", "emulated"], sort=False):
+        measured = rows[rows["p50_ci_lo_ms"].notna()] if "p50_ci_lo_ms" in rows.columns else rows.iloc[:0]
+        if measured.empty:
+            continue
+        label = device_label(str(device), bool(emulated))
+        runs = int(measured["run_sd_runs"].max() or 0)
+        if runs >= 2:
+            sd = float(measured["run_sd"].dropna().iloc[0])
+            source = f"{runs} of its runs up to {run_id} (same device, model files and settings)"
+            lines.append(f"{label}: next run 95% adds a run-to-run spread of {100 * sd:.1f} % learned from {source}."
+                         if sd >= 0.0005 else
+                         f"{label}: {source} moved no more than their repetitions do, so next run 95% adds no "
+                         "run-to-run spread.")
+        else:
+            lines.append(f"{label}: next run 95% holds this run's repetitions only: no earlier run of these cells "
+                         "on this device shows how far a whole run moves (a later run adds that spread).")
+    return lines
+
+
+def column_notes(summary: pd.DataFrame) -> list[str]:
+    """The notes under the table: the columns, each device's interval basis, and power when there is any."""
+    return COLUMN_NOTES + interval_notes(summary) + ([POWER_NOTE] if has_power(summary) else [])
+
+
 POWER_NOTE = ("W: mean board power over the timed loop; mJ/inf: its energy ÷ inferences (absent: no power "
               "source on the device).")
 
@@ -230,7 +260,7 @@ def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None 
         lines.extend(f"- {label} (run {run_id}): {fingerprint_line(fp)}" for label, (run_id, fp) in devices)
         lines.append("")
     lines.append(f"Relative column: {relative_words(data.baseline)}")
-    lines.extend(COLUMN_NOTES)
+    lines.extend(COLUMN_NOTES + interval_notes(summary))
     if "power_mean_w" in columns:
         lines.append(POWER_NOTE)
     lines.append("")
@@ -329,7 +359,7 @@ def to_rich(data: ReportData | pd.DataFrame, title: str = "") -> list[Any]:
     for note in data.notes:
         out.append(Text(f"Note: {note}", style="yellow"))
     out.append(Text(f"{relative_header(data.baseline)}: {relative_words(data.baseline)}", style="dim"))
-    for line in COLUMN_NOTES + ([POWER_NOTE] if has_power(data.summary) else []):
+    for line in column_notes(data.summary):
         out.append(Text(line, style="dim"))
     out.append(Text("Flags: " + FLAG_LEGEND, style="dim"))
     return out
