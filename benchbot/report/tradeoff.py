@@ -450,7 +450,8 @@ def _label_points(fig: Figure, ax: Any, xs: list[float], ys: list[float], areas:
     """Put each label next to its marker where it overlaps no other label or marker; a leader line when far."""
     from matplotlib.transforms import Bbox
 
-    fig.canvas.draw()
+    # no fig.canvas.draw() first: the limits and the layout are set, and text extents need only the renderer
+    # (a draw per panel was most of a report's Pareto plots)
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # the Agg canvas has one
     px_per_pt = fig.dpi / 72.0
     centres = ax.transData.transform(np.column_stack([xs, ys]))
