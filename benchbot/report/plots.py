@@ -767,7 +767,7 @@ DEFAULT_CELL_LIMIT = 12
 #: What the figure functions of a device plot read, set before the worker processes fork (they share it).
 _SHARED: dict[str, Any] = {}
 _DEVICE_FIGURES = {
-    "latency": lambda d, e: latency_figure(_SHARED["samples"], d, e) if not _SHARED["samples"].empty else None,
+    "latency": lambda d, e: latency_figure(_device_loop_samples(_SHARED["run"], d), d, e),
     "throughput": lambda d, e: throughput_figure(_SHARED["summary"], d, e),
     "scaling": lambda d, e: scaling_figure(_SHARED["summary"], d, e),
     "energy": lambda d, e: energy_figure(_SHARED["summary"], d, e),
@@ -831,6 +831,34 @@ class PendingPlots:
         return written + self.timelines
 
 
+def _device_loop_samples(run: Run, device: str) -> pd.DataFrame:
+    """The loop rows of run.samples for one device's cells (every repetition), from the attempts' arrays: no
+    filtering of the run-wide frame, which a plot worker would otherwise build or scan."""
+    parts, cells = [], []
+    for cell in run.cells:
+        if cell.device == device:
+            for attempt in run.repetitions(cell.key).values():
+                loop = attempt.sample_rows().latency("loop")
+                if loop.size:
+                    parts.append(loop / 1e6)
+                    cells.append(cell)
+    columns = ["device", "model", "variant", "threads", "xnnpack", "batch", "phase", "latency_ms"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    owner = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    data: dict[str, Any] = {}
+    for name in columns[:6]:  # categoricals as in run.samples: grouping them is what the figure does
+        values = [getattr(c, name) for c in cells]
+        if name in ("device", "model", "variant"):
+            labels = pd.Categorical(values)
+            data[name] = pd.Categorical.from_codes(labels.codes[owner], labels.categories)
+        else:
+            data[name] = np.asarray(values)[owner]
+    data["phase"] = pd.Categorical.from_codes(np.zeros(len(owner), np.int8), ["loop"])
+    data["latency_ms"] = np.concatenate(parts)
+    return pd.DataFrame(data, columns=columns)
+
+
 def start_plots(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), cells: bool = True,
                 cell_formats: Iterable[str] = ("png",), cell_limit: int | None = None) -> PendingPlots:
     """plot_run's work handed to forked worker processes, which draw while the caller goes on (the report's
@@ -864,7 +892,7 @@ def start_plots(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg")
         pending.timelines = _cell_plots(run, out_dir / "cells", cell_formats, cell_limit, previous, pending.digests,
                                         jobs, seen)
     if any(job[0] in _DEVICE_FIGURES for job in jobs):
-        pending.shared.update(samples=run.samples, summary=summary, run=run)
+        pending.shared.update(summary=summary, run=run)
     workers = _plot_workers(len(jobs))
     if workers > 1:
         import multiprocessing
