@@ -23,8 +23,11 @@ from benchbot.store import read_jsonl, read_manifest
 
 #: What must match for two runs to count as the same device: its hardware, kernel and runtime.
 SAME_DEVICE = ("hostname", "arch", "cpu", "cores", "model", "kernel", "runtime", "runtime_version")
-#: The most recent runs looked at: old enough runs say little about today's device.
+#: The most recent runs used: old enough runs say little about today's device.
 MAX_RUNS = 20
+#: The most run folders read to find them (runs of other devices, or older ones without medians, are read and
+#: skipped), so that a results folder of thousands of runs costs no more than this.
+MAX_READ = 60
 RUN_ID = re.compile(r"^\d{8}-\d{6}-")
 
 #: A cell across runs: its device, model file and the settings that change its speed.
@@ -103,13 +106,15 @@ def neighbours(folder: Path, up_to: str | None, exclude: Iterable[str] = ()) -> 
     except OSError:
         return []
     out: list[RunMedians] = []
+    read = 0
     for sibling in siblings:
-        if len(out) >= MAX_RUNS:
+        if len(out) >= MAX_RUNS or read >= MAX_READ:
             break
         if up_to is not None and RUN_ID.match(sibling.name) and sibling.name[:len(up_to)] > up_to:
             continue  # later than the run in question: its interval does not change as runs are added
         if not (sibling / "manifest.json").is_file():
             continue
+        read += 1
         medians = from_log(sibling)
         if medians is None or medians.run_id in skip or (up_to is not None and medians.run_id > up_to):
             continue

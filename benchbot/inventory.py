@@ -9,7 +9,9 @@ threads, repetitions, telemetry) comes from the base profile.
 Host variables used:
   ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file, ansible_python_interpreter
   (and the older ansible_ssh_host / ansible_ssh_port / ansible_ssh_user), and benchbot_workdir for the
-  device's work folder (several inventory hosts may be one machine). ansible_password / ansible_ssh_pass
+  device's work folder (several inventory hosts may be one machine). ansible_connection: ssh, paramiko
+  or smart (the default) make an SSH device; local makes the controller itself a device (the local
+  transport, as Ansible runs its tasks there); any other connection is refused by name. ansible_password / ansible_ssh_pass
   are never used: benchbot takes a password only from the environment variable named in the base
   profile's ssh.password_env.
 """
@@ -116,12 +118,28 @@ def index(path: str, data: dict[str, Any]) -> Inventory:
     return Inventory(path, groups, hostvars)
 
 
+#: Ansible connection plugins that are plain SSH, which benchbot speaks itself (smart picks ssh).
+SSH_CONNECTIONS = frozenset({"ssh", "paramiko", "paramiko_ssh", "smart"})
+
+
 def host_profile(host: str, variables: dict[str, Any], base: Profile) -> Profile:
     """The SSH device for one inventory host: its connection variables over the base profile."""
 
     def var(*names: str) -> Any:
         return next((variables[n] for n in names if variables.get(n) not in (None, "")), None)
 
+    connection = str(var("ansible_connection") or "ssh")
+    python = var("ansible_python_interpreter")
+    if python and "{{" in str(python):  # a Jinja expression only Ansible can evaluate (e.g. auto discovery)
+        python = None
+    workdir = str(var("benchbot_workdir") or base.workdir)
+    if connection == "local":
+        return replace(base, name=host, transport="local", python=str(python or base.python), workdir=workdir,
+                       labgrid=None, description=f"inventory host {host}: this machine, ansible_connection=local "
+                                                 f"({base.name} profile)")
+    if connection not in SSH_CONNECTIONS:
+        raise BenchbotError(f"inventory host {host}: ansible_connection={connection} is not one benchbot can use "
+                            f"(it reaches devices over {', '.join(sorted(SSH_CONNECTIONS))} or local)")
     port = var("ansible_port", "ansible_ssh_port")
     try:
         port = int(port) if port is not None else base.ssh.port
@@ -131,11 +149,8 @@ def host_profile(host: str, variables: dict[str, Any], base: Profile) -> Profile
                   host=str(var("ansible_host", "ansible_ssh_host") or host), port=port,
                   user=var("ansible_user", "ansible_ssh_user") or base.ssh.user,
                   key=var("ansible_ssh_private_key_file", "ansible_private_key_file") or base.ssh.key)
-    python = var("ansible_python_interpreter")
-    if python and "{{" in str(python):  # a Jinja expression only Ansible can evaluate (e.g. auto discovery)
-        python = None
     return replace(base, name=host, transport="ssh", ssh=ssh, python=str(python or base.python),
-                   workdir=str(var("benchbot_workdir") or base.workdir), emulate=base.emulate, labgrid=None,
+                   workdir=workdir, emulate=base.emulate, labgrid=None,
                    description=f"inventory host {host} ({base.name} profile)")
 
 

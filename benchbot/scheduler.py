@@ -170,6 +170,7 @@ class Runner:
         self.progress.update(name, state="connecting")
         try:
             transport = self.transport_factory(profile)
+            transport.on_state = lambda state, detail: self.progress.update(name, state=state, cell=detail)
             with self._lock:
                 self._transports[name] = transport
             session = DeviceSession(profile, transport)
@@ -205,10 +206,12 @@ class Runner:
         name = profile.name
         fingerprint, problem = session.prepare()
         problem = problem or runtime_problem(profile, fingerprint)
+        record = getattr(session.transport, "record", None)  # e.g. the labgrid place, its tags and exporter
+        extra = record() if callable(record) else {}
+        if fingerprint is not None or extra:  # where a failed device was (its place) is worth keeping too
+            self.writer.log("device", device=name, fingerprint=fingerprint, **extra)
         if fingerprint is None or problem:
             return self._fail_all(units, problem)
-        record = getattr(session.transport, "record", None)  # e.g. the labgrid place, its tags and exporter
-        self.writer.log("device", device=name, fingerprint=fingerprint, **(record() if callable(record) else {}))
         cooldown = self.cooldown_policy(profile)
         idle = session.temperature() if cooldown.enabled else None
         pushed: dict[str, tuple[str, str | None]] = {}  # cell key -> its model (and eval set) on the device

@@ -25,6 +25,7 @@ import math
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -203,7 +204,7 @@ class RunSpread:
     cells: int
 
 
-def run_to_run_spread(groups: Iterable[Mapping[Hashable, Sequence[float]]]) -> RunSpread | None:
+def run_to_run_spread(groups: Iterable[Mapping[Any, Sequence[float]]]) -> RunSpread | None:
     """The run-to-run spread from several runs of the same cells: a random-effects estimate.
 
     `groups` holds, per cell identity (same device, model file and settings), the repetition medians

@@ -14,7 +14,7 @@ import pytest
 from benchbot.errors import BenchbotError
 from benchbot.inventory import index, inventory_devices
 from benchbot.models.catalog import ZOO_DIR, zoo_families
-from tests.conftest import write_profile
+from tests.conftest import run_cli, write_profile
 from tests.test_fleet_ssh import Fleet
 
 pytest_plugins = ["tests.sshd"]
@@ -88,3 +88,29 @@ def test_missing_ansible_core_is_one_sentence(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BenchbotError, match=r"needs ansible-core: pip install 'benchbot\[ansible\]'"):
         inventory_devices(str(hosts), None, None)
+
+
+@needs_ansible
+@pytest.mark.skipif(not zoo_families(), reason="the model zoo is not built")
+def test_a_host_with_ansible_connection_local_is_this_machine(tmp_path: Path, cli_env: dict[str, str],
+                                                             profiles_dir: Path) -> None:
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(json.dumps({"all": {"hosts": {
+        "controller": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                       "benchbot_workdir": str(tmp_path / "work")},
+        "container": {"ansible_connection": "community.docker.docker"}}}}))
+    write_profile(profiles_dir, "base", "[bench]\nthreads = [1]\n")
+    listed = run_cli(["devices", "list", "--inventory", str(hosts), "--devices", "controller", "--profile", "base"],
+                     cli_env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("controller     this machine") and "ssh" not in listed.stdout
+    family = ZOO_DIR / min(zoo_families(), key=lambda f: (ZOO_DIR / f / "fp32.tflite").stat().st_size)
+    done = run_cli(["run", "--inventory", str(hosts), "--devices", "controller", "--profile", "base",
+                    "--models", str(family), "--variants", "fp32", *FAST, "--quiet"], cli_env)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads(next((tmp_path / "results").glob("*/manifest.json")).read_text())
+    assert manifest["devices"]["controller"]["transport"] == "local"
+    refused = run_cli(["devices", "list", "--inventory", str(hosts), "--devices", "container"], cli_env)
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "benchbot: inventory host container: ansible_connection=community.docker.docker is not one benchbot can use "
+        "(it reaches devices over paramiko, paramiko_ssh, smart, ssh or local)")

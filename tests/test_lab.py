@@ -139,13 +139,18 @@ def test_held_place_fails_only_its_device_and_a_failed_device_releases(farm: Far
         farm.device("pi-ok", place="p1")
         farm.device("pi-broken", place="p2", python="/nonexistent/python3")
         begin = time.monotonic()
-        done = farm.cli(["run", "--devices", "jet,pi-ok,pi-broken", "--models", family, "--variants", "fp32", *FAST])
+        shown = [a for a in FAST if a != "--quiet"] + ["--progress", "devices"]  # the one-line-per-device view
+        done = farm.cli(["run", "--devices", "jet,pi-ok,pi-broken", "--models", family, "--variants", "fp32", *shown])
         assert done.returncode == 3, done.stderr
         assert "Traceback" not in done.stderr
         lines = [ln for ln in done.stderr.splitlines() if "failed: jet " in ln]
         assert lines and "labgrid place 'p3' is held by" in lines[0] and "/alice" in lines[0], done.stderr
         assert "gave up after waiting 2 s" in lines[0]
         assert time.monotonic() - begin >= 2
+        # the wait was said while it lasted, and the places of the failed devices are recorded
+        assert "[jet] waiting up to 2 s for labgrid place 'p3', held by" in done.stderr, done.stderr
+        records = device_records(farm.load())
+        assert records["pi-broken"]["labgrid"]["place"] == "p2" and records["pi-broken"]["fingerprint"] is None
         summary = farm.load().summary
         status = dict(zip(summary["device"], summary["status"]))
         assert status == {"jet": "failed", "pi-ok": "ok", "pi-broken": "failed"}, status
@@ -167,13 +172,13 @@ def test_a_signal_releases_the_place_and_cancels_the_wait(farm: Farm, family: st
     slow[slow.index("--min-seconds") + 1] = "60"
     slow[slow.index("--max-seconds") + 1] = "60"
     results = farm.tmp / "results"
-    before = set(results.glob("*/cells/pi-slow--*/rep1/*/samples.csv"))
+    before = set(results.glob("*/cells/pi-slow--*/rep1/*/samples.bin"))
     proc = subprocess.Popen(BENCHBOT + ["run", "--devices", "pi-slow,jet-wait", "--models", family, "--variants",
                                         "fp32", *slow], env=farm.env, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         end = time.monotonic() + 60
-        while time.monotonic() < end and not set(results.glob("*/cells/pi-slow--*/rep1/*/samples.csv")) - before:
+        while time.monotonic() < end and not set(results.glob("*/cells/pi-slow--*/rep1/*/samples.bin")) - before:
             time.sleep(0.1)
         assert farm.lab.holder("p1") is not None, "the place was not acquired"
         assert "waiting" in farm.lab.client("reservations").stdout  # jet-wait's reservation, queued behind alice

@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import pytest
 
 import benchbot
+from benchbot.console import DeviceLines, compact
 from benchbot.errors import BenchbotError
-from benchbot.fleet import DeviceLines, compact, max_parallel, slot
+from benchbot.fleet import max_parallel, slot
 from benchbot.models.catalog import ZOO_DIR, zoo_families
 from tests.conftest import run_cli, write_profile
 

@@ -161,6 +161,19 @@ def test_html_escapes_every_name() -> None:
     assert "{{" not in page and "{%" not in page
 
 
+def test_the_trade_off_section_escapes_every_name() -> None:
+    from benchbot.report.html import render_fragment
+
+    evil = HOSTILE["model"]
+    device = {"label": "dev<b>", "headers": ["model", "size"], "rows": [[("model", evil), ("size", "1 KiB")]],
+              "notes": [evil], "lines": [evil], "placed": [evil], "cross": [(evil, [evil])], "image": None,
+              "caption": ""}
+    page = str(render_fragment("tradeoff.html.j2", intro="in<b>tro", numeric={"size"}, devices=[device]))
+    assert "<script" not in page and "<b>" not in page
+    assert page.count("&lt;script&gt;") == 6 and "dev&lt;b&gt;" in page  # table, note, headline, delegation, cross
+    assert '<td class="num">1 KiB</td>' in page and '<td class="txt">&lt;script&gt;' in page
+
+
 def test_markdown_cells_keep_a_hostile_name_on_one_row() -> None:
     from benchbot.report.fmt import markdown_table
     from tests.conftest import md_rows

@@ -40,6 +40,11 @@ def _environment() -> jinja2.Environment:
                               lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
+def render_fragment(template: str, **context: Any) -> Markup:
+    """A piece of the page (a report section) from its own template, autoescaped like the page."""
+    return Markup(_environment().get_template(template).render(**context))
+
+
 def image_tag(path: Path, alt: str) -> Markup:
     """An <img> with the file embedded as a data URI (PNG) or the SVG text base64-encoded."""
     mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"

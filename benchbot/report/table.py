@@ -107,7 +107,8 @@ POWER_NOTE = ("W: mean board power over the timed loop; mJ/inf: its energy ÷ in
 
 EXPORT_COLUMNS = [
     *CELL_KEY, "status", "reason", "runtime",
-    "runtime_version", "arch", "repetitions", "reps_ok", "rep_p50_ms", "rep_cv", "count", "mean_ms", "std_ms",
+    "runtime_version", "arch", "repetitions", "reps_ok", "rep_p50_ms", "rep_cv", "run_sd", "run_sd_runs", "count",
+    "mean_ms", "std_ms",
     "min_ms", "p50_ms", "p50_ci_lo_ms", "p50_ci_hi_ms",
     "p90_ms", "p95_ms", "p99_ms", "max_ms", "cv", "drift", "throughput", "samples_per_s", "init_ms", "first_ms",
     "peak_rss_mb", "cpu_mean", "cpu_max", "proc_cpu_mean", "temp_start_c", "temp_max_c", "temp_end_c",

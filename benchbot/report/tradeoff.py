@@ -24,10 +24,8 @@ survives moved or deleted eval files.
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
-import html
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -42,6 +40,7 @@ from benchbot import delegation
 from benchbot.report import fmt
 from benchbot.report.data import speed_tie
 from benchbot.report.fmt import missing, sig
+from benchbot.report.html import image_tag, render_fragment
 from benchbot.report.sections import Section
 from benchbot.vocab import variant_color, variant_key
 
@@ -412,18 +411,6 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return fmt.markdown_table(headers, rows, _NUMERIC)
 
 
-def _html_table(headers: list[str], rows: list[list[str]]) -> str:
-    numeric = _NUMERIC
-    out = ['<table class="cells tradeoff"><thead><tr>']
-    out.extend(f"<th>{html.escape(h)}</th>" for h in headers)
-    out.append("</tr></thead><tbody>")
-    for row in rows:
-        out.append("<tr>" + "".join(f'<td class="{"num" if h in numeric else "txt"}">{html.escape(c)}</td>'
-                                    for h, c in zip(headers, row)) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
 # ----------------------------------------------------------------------------- Pareto plot
 
 
@@ -616,13 +603,6 @@ def write_pareto_plots(data: ReportData, frame: pd.DataFrame, formats: Sequence[
 # ----------------------------------------------------------------------------- the section
 
 
-def _embed(path: Path, alt: str) -> str:
-    mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
-    body = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:{mime};base64,{body}"><figcaption>{html.escape(alt)}' \
-           "</figcaption></figure>"
-
-
 def report_section(data: ReportData) -> Section | None:
     """The trade-off section of `benchbot report`; None when no run has variants or accuracy to compare."""
     from benchbot.report.data import device_label
@@ -637,7 +617,7 @@ def report_section(data: ReportData) -> Section | None:
     plots = write_pareto_plots(data, frame, formats)
     evals = measured_evals(data)
     md: list[str] = []
-    parts: list[str] = []
+    parts: list[dict[str, Any]] = []  # per device, what templates/tradeoff.html.j2 shows
     exported: list[dict[str, Any]] = []
     for device, emulated in data.devices():
         rows = frame[(frame["device"] == device) & (frame["emulated"].fillna(False).astype(bool) == emulated)]
@@ -662,22 +642,12 @@ def report_section(data: ReportData) -> Section | None:
         if paths:
             md += ["", "Pareto plot: " + ", ".join(str(p) for p in paths)]
         md.append("")
-        parts.append(f"<h3>{html.escape(label)}</h3>")
-        parts.append(_html_table(headers, body))
-        if notes:
-            parts.append("<ol>" + "".join(f"<li>accuracy not measured for {html.escape(n)}</li>" for n in notes)
-                         + "</ol>")
-        parts.append("<ul>" + "".join(f"<li>{html.escape(h.text)}</li>" for h in lines) + "</ul>")
-        if placed:
-            parts.append("<p>Delegation:</p><ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in placed) + "</ul>")
-        for reference in references:
-            parts.append(f"<p>Across families of the same task, against the largest fp32 model "
-                         f"({html.escape(str(reference))}):</p>")
-            parts.append("<ul>" + "".join(f"<li>{html.escape(h.text)}</li>" for h in cross
-                                          if h.reference == reference) + "</ul>")
-        if paths:
-            shown = next((p for p in paths if p.suffix == ".png"), paths[0])
-            parts.append(_embed(shown, f"{label}: accuracy against p50 latency, Pareto frontier dashed"))
+        shown = next((p for p in paths if p.suffix == ".png"), paths[0]) if paths else None
+        caption = f"{label}: accuracy against p50 latency, Pareto frontier dashed"
+        parts.append({"label": label, "headers": headers, "rows": [list(zip(headers, row)) for row in body],
+                      "notes": notes, "lines": [h.text for h in lines], "placed": placed,
+                      "cross": [(str(r), [h.text for h in cross if h.reference == r]) for r in references],
+                      "image": image_tag(shown, caption) if shown else None, "caption": caption})
         exported.append({
             "device": device, "emulated": emulated,
             "rows": [{k: _clean(v) for k, v in r.items() if k != "key"} for r in rows.to_dict("records")],
@@ -691,7 +661,7 @@ def report_section(data: ReportData) -> Section | None:
     return Section(
         title=TITLE,
         markdown="\n".join([intro, "", *md]).rstrip() + "\n",
-        html=f"<p>{html.escape(intro)}</p>" + "".join(parts),
+        html=str(render_fragment("tradeoff.html.j2", intro=intro, devices=parts, numeric=_NUMERIC)),
         images=[],
         data={"devices": exported},
         name="tradeoff",

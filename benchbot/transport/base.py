@@ -52,6 +52,9 @@ class Transport(abc.ABC):
 
     def __init__(self) -> None:
         self.bytes_sent = 0
+        #: Called with (state, detail) while `open` waits on something outside benchbot (a labgrid place held
+        #: by someone else), so the progress can say so; the scheduler sets it.
+        self.on_state: Callable[[str, str], None] = lambda state, detail: None
 
     @abc.abstractmethod
     def open(self) -> None:

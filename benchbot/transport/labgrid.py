@@ -180,8 +180,10 @@ class Hub:
 
     # ----------------------------------------------------------------- acquire / release
     def acquire(self, device: str, place: str, tags: dict[str, str], wait_s: float,
-                cancelled: threading.Event) -> Lease:
-        """Reserve and acquire a place (by name or tags), waiting up to wait_s; raise TransportError otherwise."""
+                cancelled: threading.Event, on_wait: Callable[[str], None] | None = None) -> Lease:
+        """Reserve and acquire a place (by name or tags), waiting up to wait_s; raise TransportError otherwise.
+
+        `on_wait(text)` is called once when the reservation has to wait (the place is taken), with who holds it."""
         pb = self._pb()
         what = f"labgrid place '{place}'" if place else "a labgrid place with " + _tag_text(tags)
         if place:
@@ -218,6 +220,9 @@ class Hub:
                     return lease
                 if state not in ("waiting",):
                     raise TransportError(f"{device}: the labgrid reservation for {what} became {state}")
+                if on_wait is not None:
+                    on_wait(f"waiting up to {wait_s:g} s for {what}, {self._holders(place, tags)}")
+                    on_wait = None
                 if cancelled.is_set():
                     raise TransportError(f"{device}: interrupted while waiting for {what}")
                 if time.monotonic() - begin >= wait_s:
@@ -331,7 +336,8 @@ class LabgridTransport(OverSSH):
             raise TransportError(f"{name}: {exc}") from None
         except TransportError as exc:
             raise TransportError(f"{name}: {exc}") from None
-        self.lease = self.hub.acquire(name, self.lab.place, dict(self.lab.tags), self.lab.wait_s, self.cancelled)
+        self.lease = self.hub.acquire(name, self.lab.place, dict(self.lab.tags), self.lab.wait_s, self.cancelled,
+                                      on_wait=lambda text: self.on_state("waiting", text))
         try:
             self.ssh = self._make_ssh(self.lease.address, self.lease.port, self.lease.username)
             self.ssh.open()
