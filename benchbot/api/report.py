@@ -76,6 +76,9 @@ class Report:
         return sum(sum(1 for c in r.cells if r.best(c.key) is not None) for r in self.runs)
 
     def close(self) -> None:
+        if self._pending is not None:  # started but never collected (an error on the way): stop the workers
+            self._pending.cancel()
+            self._pending = None
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None

@@ -802,6 +802,12 @@ class PendingPlots:
     futures: list[Any] = field(default_factory=list)
     pool: Any = None
 
+    def cancel(self) -> None:
+        """Drop the plots not drawn yet and stop the workers (nothing is recorded as drawn)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
     def result(self) -> list[PlotFile]:
         if self.pool is not None:
             try:
