@@ -8,7 +8,9 @@ chunks of 1,000, telemetry every 100 ms of a ~10 s loop (4 cores, a thermal zone
 readings), an accuracy event with 300 predictions, cell_end and the host's outcome. Latencies are
 log-normal around a per-cell base with a few slow outliers.
 
-Each measurement runs in a fresh process, `--repeat` times (3 by default; the machine is shared, so
+The default report draws PNG device plots, a timelines plot per device (every cell) and the 12 most telling
+cells' full timelines (before the second pass of issue 14: PNG and SVG, and 48 full timelines). Each
+measurement runs in a fresh process, `--repeat` times (3 by default; the machine is shared, so
 the min and the median are reported); peak RSS is the largest resident set of that process or any
 one of its children (the plot workers), from wait4. `--code DIR` times another copy of the package
 and writes the run with that copy too (a store format it reads).

@@ -166,10 +166,12 @@ def run(**opts: Any) -> None:
                    "the family's baseline.")
 @click.option("--no-plots", is_flag=True, help="Do not write plot files.")
 @click.option("--cell-plots", type=click.Choice(["auto", "all", "none"]), default="auto", show_default=True,
-              help="Per-cell telemetry timelines in plots/cells/: auto draws up to 48 per run (flagged first).")
+              help="Per-cell telemetry timelines in plots/cells/: auto draws up to 12 per run (flagged first); "
+                   "every cell's latency over time is in each device's timelines plot either way.")
 @click.option("--no-cell-plots", is_flag=True, hidden=True, help="Same as --cell-plots none.")
-@click.option("--plot-format", type=click.Choice(["png", "svg", "both"]), default="both", show_default=True,
-              help="File format of the per-device plots (cell timelines are PNG unless svg is asked for).")
+@click.option("--plot-format", type=click.Choice(["png", "svg", "both"]), default="png", show_default=True,
+              help="File format of the per-device plots (cell timelines are PNG unless svg is asked for); SVG "
+                   "doubles the drawing time.")
 @results_option
 @friendly
 def report(runs: tuple[str, ...], fmt: str, output: str | None, baseline: str, max_accuracy_drop: float,

@@ -28,12 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
-
-try:  # what scipy.stats.binom.cdf computes, without importing scipy.stats (~1 s of every `benchbot report`)
-    from scipy.special._ufuncs import _binom_cdf
-except ImportError:  # pragma: no cover - a scipy that moved it
-    _binom_cdf = None
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -49,11 +43,31 @@ CONFIDENCE = 0.95
 
 def binomial_cdf(n: int, p: float = 0.5) -> np.ndarray:
     """P(X <= k) for k = 0..n, X ~ Binomial(n, p)."""
-    if _binom_cdf is None:
+    try:  # what scipy.stats.binom.cdf computes, without importing scipy.stats
+        from scipy.special._ufuncs import _binom_cdf
+    except ImportError:  # pragma: no cover - a scipy that moved it
         from scipy import stats as sps
 
         return np.asarray(sps.binom.cdf(np.arange(n + 1), n, p), dtype=float)
     return np.asarray(_binom_cdf(np.arange(n + 1, dtype=float), n, p), dtype=float)
+
+
+#: Standard deviations either side of the mean beyond which a binomial's tail holds < 1e-40: ignored.
+_TAIL_SD = 20.0
+
+
+def _binomial_cdf_window(n: int, p: float) -> tuple[int, np.ndarray]:
+    """(k0, P(X <= k) for k = k0..k1): the binomial CDF over the window that can hold a 95 % bound, from
+    log-gamma terms in pure Python and numpy. Loading a run needs only these ranks, and importing
+    scipy.special for them was a third of a `benchbot.load_run`; tests check the ranks against scipy's."""
+    sd = math.sqrt(n * p * (1.0 - p))
+    k0 = max(0, int(n * p - _TAIL_SD * sd) - 1)
+    k1 = min(n, int(n * p + _TAIL_SD * sd) + 2)
+    base = math.lgamma(n + 1)
+    lp, lq = math.log(p), math.log1p(-p)
+    logs = np.array([base - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * lp + (n - k) * lq
+                     for k in range(k0, k1 + 1)])
+    return k0, np.cumsum(np.exp(logs))
 
 
 @functools.lru_cache(maxsize=4096)  # pure, and a run asks for the same n many times (one CDF of n+1 terms each)
@@ -67,10 +81,12 @@ def quantile_ci_ranks(n: int, q: float = 0.5, confidence: float = 0.95) -> tuple
     if n < 1:
         return None
     alpha = (1.0 - confidence) / 2.0
-    cdf = binomial_cdf(n, q)
+    if not 0.0 < q < 1.0:
+        return None
+    k0, cdf = _binomial_cdf_window(n, q)
     # lo: the largest l with P(B <= l - 1) <= alpha; hi: the smallest h with P(B >= h) <= alpha.
-    lo = int(np.searchsorted(cdf, alpha, side="right"))
-    hi = int(np.searchsorted(cdf, 1.0 - alpha - 1e-12, side="left")) + 1
+    lo = k0 + int(np.searchsorted(cdf, alpha, side="right"))
+    hi = k0 + int(np.searchsorted(cdf, 1.0 - alpha - 1e-12, side="left")) + 1
     if lo < 1 or hi > n:
         return None
     return lo, hi
@@ -78,11 +94,12 @@ def quantile_ci_ranks(n: int, q: float = 0.5, confidence: float = 0.95) -> tuple
 
 def median_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float] | None:
     """Distribution-free confidence interval of the median, or None with too few values."""
-    data = np.sort(np.asarray(values, dtype=float))
+    data = np.asarray(values, dtype=float)
     ranks = quantile_ci_ranks(len(data), 0.5, confidence)
     if ranks is None:
         return None
     lo, hi = ranks
+    data = np.partition(data, (lo - 1, hi - 1))  # the two order statistics, not a whole sort
     return float(data[lo - 1]), float(data[hi - 1])
 
 
@@ -241,8 +258,10 @@ def run_to_run_spread(groups: Iterable[Mapping[Any, Sequence[float]]]) -> RunSpr
 
 def _t_quantile(df: float, confidence: float) -> float:
     if math.isinf(df):
+        from scipy import special
+
         return float(special.ndtri(0.5 + confidence / 2))
-    return float(special.stdtrit(df, 0.5 + confidence / 2))  # = scipy.stats.t.ppf, without importing it
+    return t_quantile(df, 0.5 + confidence / 2)
 
 
 def _satterthwaite(parts: Sequence[tuple[float, float]]) -> float:
@@ -277,6 +296,25 @@ def next_run_interval(rep_medians: Sequence[float] | np.ndarray, confidence: flo
         parts.append((2.0 * spread.sd * spread.sd, spread.df))
     half = _t_quantile(_satterthwaite(parts) if spread else k - 1, confidence) * math.sqrt(sum(v for v, _ in parts))
     return RepetitionEstimate(math.exp(center), math.exp(center - half), math.exp(center + half), k, sd)
+
+
+#: scipy.special.stdtrit(df, 0.975) for df = 1..30, as scipy computes it (tests/test_stats.py checks): the
+#: usual 95 % intervals of 2-31 repetitions need no scipy import (~0.3 s of loading a run).
+_T975 = (12.706204736174694, 4.302652729749462, 3.1824463052837078, 2.7764451051977934, 2.5705818356363146,
+         2.4469118511449786, 2.364624251592784, 2.306004135204166, 2.262157162798205, 2.228138851986274,
+         2.200985160091639, 2.1788128296672284, 2.1603686564627913, 2.144786687917804, 2.131449545559776,
+         2.1199052992212546, 2.1098155778333156, 2.1009220402410382, 2.0930240544083087, 2.085963447265864,
+         2.0796138447276795, 2.0738730679040254, 2.0686576104190486, 2.0638985616280245, 2.0595385527532972,
+         2.0555294386428735, 2.0518305164802846, 2.0484071417952454, 2.045229642132703, 2.0422724563012378)
+
+
+def t_quantile(df: float, p: float) -> float:
+    """Student's t quantile (= scipy.stats.t.ppf(p, df), without importing scipy.stats)."""
+    if p == 0.975 and float(df).is_integer() and 1 <= df <= len(_T975):
+        return _T975[int(df) - 1]
+    from scipy import special
+
+    return float(special.stdtrit(df, p))
 
 
 @dataclass(frozen=True)
@@ -340,5 +378,7 @@ def _ratio_with_run_spread(la: np.ndarray, lb: np.ndarray, ratio: float, confide
     se = math.sqrt(variance)
     half = _t_quantile(df, confidence) * se
     z = -abs(diff) / se
+    from scipy import special  # only comparisons with a run spread need it: loading a run does without
+
     p_value = 2.0 * float(special.ndtr(z) if math.isinf(df) else special.stdtr(df, z))
     return RatioEstimate(ratio, math.exp(diff - half), math.exp(diff + half), p_value)

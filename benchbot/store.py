@@ -8,6 +8,8 @@ Layout of `results/<run-id>/`:
                                     process each; resume adds attempts)
         events.jsonl                every agent line but samples, as it arrived
         samples.bin                 every single latency, appended one checked chunk at a time
+        telemetry.json              derived, written when the attempt ends: its telemetry readings as
+                                    columns, with the length and SHA-256 of the events.jsonl they came from
     summary.csv                     derived; rewritten by `benchbot report`
 
 samples.bin (format 3), little-endian, appended and flushed per chunk the agent streams:
@@ -27,10 +29,16 @@ samples file shows.
 
 Everything measured is appended and flushed as it arrives, so a run killed half-way stays
 readable; nothing is ever rewritten except derived files.
+
+telemetry.json exists because turning ~70,000 JSON telemetry lines into rows was most of loading a big
+run. It holds what `telemetry_columns` derives from the readings, and is used only while its recorded
+length and hash match events.jsonl; otherwise (an attempt cut off before it ended, a run stored before
+it existed, any change to events.jsonl) the events are parsed as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -63,6 +71,17 @@ SAMPLES_HEADER = struct.Struct("<8sHHI")  # magic, format, header size, zero
 CHUNK_MAGIC = b"BBCK"
 CHUNK_HEADER = struct.Struct("<4s8sIII")  # magic, phase, rows, zero, crc32 of the first 20 bytes + rows
 ROW = np.dtype([("start_ns", "<i8"), ("latency_ns", "<i8")])
+
+EVENTS_FILE = "events.jsonl"
+TELEMETRY_FILE = "telemetry.json"
+TELEMETRY_FORMAT = "benchbot-telemetry-columns"
+TELEMETRY_VERSION = 1
+#: How the writer starts every telemetry line (json.dumps of the agent's event, "event" first): lines that start
+#: so are skipped when telemetry.json holds their columns; a count check catches any other shape.
+TELEMETRY_PREFIX = b'{"event":"telemetry",'
+#: Per telemetry reading, what analyses read (`telemetry_columns`): raw values, None where absent.
+TELEMETRY_COLUMNS = ("t_ns", "phase", "cpu_pct", "proc_cpu_pct", "rss", "rss_peak", "mem_available", "temp_c",
+                     "freq_min_hz", "freq_max_hz", "temps_c", "power_w", "rails_w", "energy_uj", "cpu_core_pct")
 
 
 def results_root(path: str | os.PathLike[str] | None = None) -> Path:
@@ -169,7 +188,7 @@ class CellWriter:
         self.cell = cell
         self.attempt = attempt
         self.repetition = repetition
-        self.events = open(folder / "events.jsonl", "a", encoding="utf-8")
+        self.events = open(folder / EVENTS_FILE, "a", encoding="utf-8")
         self.samples = open(folder / SAMPLES_FILE, "ab")
         if os.fstat(self.samples.fileno()).st_size == 0:
             self.samples.write(SAMPLES_HEADER.pack(SAMPLES_MAGIC, FORMAT_VERSION, SAMPLES_HEADER.size, 0))
@@ -201,9 +220,87 @@ class CellWriter:
         self.write_event({"event": event, "source": "host", **fields})
 
     def close(self) -> None:
+        """Close the files, then write the attempt's telemetry.json (derived: losing it costs only speed)."""
+        was_open = not self.events.closed
         for fh in (self.events, self.samples):
             if not fh.closed:
                 fh.close()
+        if was_open:
+            write_telemetry_columns(self.folder)
+
+
+def telemetry_columns(readings: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The telemetry readings as columns of TELEMETRY_COLUMNS: what `benchbot.summary` turns into rows and frames.
+
+    temp_c is the hottest zone, freq_min_hz/freq_max_hz the slowest and fastest core that reported a frequency.
+    """
+    cols: dict[str, list[Any]] = {name: [] for name in TELEMETRY_COLUMNS}
+    (t_ns, phase, cpu, proc, rss, peak, avail, temp, fmin, fmax, temps_c, power_w, rails, energy, cores) = (
+        cols[name] for name in TELEMETRY_COLUMNS)
+    for r in readings:  # ~350 per repetition: the loop is kept lean
+        get = r.get
+        temps = get("temps_c") or None
+        freqs = [f for f in (get("freq_hz") or ()) if f]
+        t_ns.append(r["t_ns"])
+        phase.append(get("phase"))
+        cpu.append(get("cpu_pct"))
+        proc.append(get("proc_cpu_pct"))
+        rss.append(get("rss"))
+        peak.append(get("rss_peak"))
+        avail.append(get("mem_available"))
+        temp.append(max(temps.values()) if temps else None)
+        fmin.append(min(freqs) if freqs else None)
+        fmax.append(max(freqs) if freqs else None)
+        temps_c.append(temps)
+        power_w.append(get("power_w"))
+        rails.append(get("rails_w"))
+        energy.append(get("energy_uj"))
+        cores.append(get("cpu_core_pct"))
+    return cols
+
+
+def write_telemetry_columns(folder: Path) -> Path | None:
+    """Write folder/telemetry.json from folder/events.jsonl as it is now; None when it cannot stand for it
+    exactly (no file, readings without a time, values JSON cannot hold) or cannot be written."""
+    try:
+        data = (folder / EVENTS_FILE).read_bytes()
+        events = _parse_jsonl(data)
+        readings = [e for e in events if e.get("event") == "telemetry"]
+        body = {"format": TELEMETRY_FORMAT, "version": TELEMETRY_VERSION, "source": EVENTS_FILE, "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(), "readings": len(readings),
+                "columns": telemetry_columns(readings)}
+        text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        tmp = folder / (TELEMETRY_FILE + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(folder / TELEMETRY_FILE)
+        return folder / TELEMETRY_FILE
+    except (OSError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _read_attempt_events(folder: Path) -> tuple[list[dict[str, Any]], dict[str, list[Any]] | None]:
+    """An attempt's events, and its telemetry columns from telemetry.json when that file matches events.jsonl
+    byte for byte; then the telemetry lines are not parsed (their events are read again only if asked for)."""
+    try:
+        data = (folder / EVENTS_FILE).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return [], None
+    try:
+        index = _loads((folder / TELEMETRY_FILE).read_bytes())
+    except (OSError, ValueError):
+        index = None
+    if (isinstance(index, dict) and index.get("format") == TELEMETRY_FORMAT
+            and index.get("version") == TELEMETRY_VERSION and index.get("bytes") == len(data)
+            and index.get("sha256") == hashlib.sha256(data).hexdigest()):
+        lines = data.splitlines()
+        others = [line for line in lines if not line.startswith(TELEMETRY_PREFIX)]
+        columns = index.get("columns")
+        if (len(lines) - len(others) == index.get("readings") and isinstance(columns, dict)
+                and all(len(columns.get(c, ())) == index["readings"] for c in TELEMETRY_COLUMNS)):
+            events = _parse_lines(others)
+            if not any(e.get("event") == "telemetry" for e in events):
+                return events, columns
+    return _parse_jsonl(data), None
 
 
 def encode_chunk(phase: str, start_ns: Any, latency_ns: Any) -> tuple[bytes, int]:
@@ -276,7 +373,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         data = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
         return []
-    lines = [line for line in data.splitlines() if line.strip()]
+    return _parse_jsonl(data)
+
+
+def _parse_jsonl(data: bytes) -> list[dict[str, Any]]:
+    return _parse_lines(data.splitlines())
+
+
+def _parse_lines(raw: list[bytes]) -> list[dict[str, Any]]:
+    """The JSON objects among these lines, in one parser call unless one of them is torn (see read_jsonl)."""
+    lines = [line for line in raw if line.strip()]
     if not lines:
         return []
     try:
@@ -305,6 +411,47 @@ except ImportError:  # pragma: no cover
     pass
 
 
+@dataclass(frozen=True)
+class SampleRows:
+    """An attempt's samples as arrays, in the order stored: what the analyses read (no DataFrame per attempt)."""
+
+    phases: tuple[str, ...]   # phase names, sorted
+    codes: np.ndarray         # int8 per row: its index in phases
+    start_ns: np.ndarray      # int64
+    latency_ns: np.ndarray    # int64
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def mask(self, phase: str) -> np.ndarray:
+        if phase not in self.phases:
+            return np.zeros(len(self.codes), bool)
+        return self.codes == self.phases.index(phase)
+
+    def latency(self, phase: str) -> np.ndarray:
+        """The latencies (ns) of one phase, in order."""
+        return self.latency_ns[self.mask(phase)]
+
+    def counts(self) -> dict[str, int]:
+        found = np.bincount(self.codes[self.codes >= 0], minlength=len(self.phases))
+        return {p: int(n) for p, n in zip(self.phases, found)}
+
+    def frame(self) -> pd.DataFrame:
+        """phase (categorical), start_ns, latency_ns."""
+        return pd.DataFrame({"phase": pd.Categorical.from_codes(self.codes, list(self.phases)),
+                             "start_ns": self.start_ns, "latency_ns": self.latency_ns}, copy=False)
+
+    @classmethod
+    def of_frame(cls, frame: pd.DataFrame) -> SampleRows:
+        """From a samples.csv frame (formats 1 and 2); its phase categories kept as they are (-1: no phase)."""
+        phase = frame["phase"].astype("category").array
+        return cls(tuple(str(c) for c in phase.categories), np.asarray(phase.codes, dtype=np.int8),
+                   frame["start_ns"].to_numpy(dtype=np.int64), frame["latency_ns"].to_numpy(dtype=np.int64))
+
+
+NO_SAMPLES = SampleRows((), np.empty(0, np.int8), np.empty(0, np.int64), np.empty(0, np.int64))
+
+
 @dataclass
 class CellAttempt:
     """One agent process's record: an attempt at one repetition of a cell."""
@@ -312,26 +459,50 @@ class CellAttempt:
     cell: Cell
     attempt: int
     folder: Path
-    events: list[dict[str, Any]]
+    _events: list[dict[str, Any]]
     repetition: int = 1
+    #: The telemetry readings as columns (`telemetry_columns`) when telemetry.json stood for them; `_events` then
+    #: holds every other event, and `events` reads the whole file when asked.
+    _telemetry: dict[str, list[Any]] | None = field(default=None, repr=False, compare=False)
+    _rows: SampleRows | None = field(default=None, repr=False, compare=False)
     _samples: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     _damage: str | None = field(default=None, repr=False, compare=False)
     #: What an analysis derived from this attempt once per load (benchbot.summary keeps its telemetry rows here).
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event of events.jsonl, in order."""
+        if self._telemetry is not None and not self.cache.get("all_events"):
+            self._events = read_jsonl(self.folder / EVENTS_FILE)
+            self.cache["all_events"] = True
+            self.cache.pop("events", None)
+        return self._events
+
+    def telemetry_columns(self) -> dict[str, list[Any]]:
+        """The telemetry readings as columns (`telemetry_columns`): from telemetry.json, else from the events."""
+        if self._telemetry is None:
+            self._telemetry = telemetry_columns(self.all("telemetry"))
+            self.cache["all_events"] = True  # _events still holds every event
+        return self._telemetry
+
     def _index(self) -> dict[str, list[dict[str, Any]]]:
         index = self.cache.get("events")
         if index is None:
             index = self.cache["events"] = {}
-            for e in self.events:
+            for e in self._events:
                 index.setdefault(e.get("event"), []).append(e)
         return index
 
     def first(self, name: str) -> dict[str, Any] | None:
+        if name == "telemetry":
+            self.events  # noqa: B018 - reads the telemetry events when they were skipped
         found = self._index().get(name)
         return found[0] if found else None
 
     def all(self, name: str) -> list[dict[str, Any]]:
+        if name == "telemetry":
+            self.events  # noqa: B018
         return list(self._index().get(name, ()))
 
     @property
@@ -351,7 +522,7 @@ class CellAttempt:
     @property
     def damage(self) -> str | None:
         """What is wrong with this attempt's stored samples, in one sentence, or None when they are whole."""
-        self.samples()
+        self.sample_rows()
         return self._damage
 
     @property
@@ -367,8 +538,14 @@ class CellAttempt:
     def samples(self) -> pd.DataFrame:
         """phase, start_ns, latency_ns of this attempt; parsed once per loaded run (treat it as read-only)."""
         if self._samples is None:
-            self._samples = self._read_samples()
+            self._samples = self.sample_rows().frame()
         return self._samples
+
+    def sample_rows(self) -> SampleRows:
+        """This attempt's samples as arrays; read once per loaded run (treat them as read-only)."""
+        if self._rows is None:
+            self._rows = self._read_samples()
+        return self._rows
 
     @property
     def samples_path(self) -> Path:
@@ -381,29 +558,29 @@ class CellAttempt:
             return csv
         return binary
 
-    def _read_samples(self) -> pd.DataFrame:
+    def _read_samples(self) -> SampleRows:
         """Read the samples file, keeping every readable row, and note in `_damage` what does not add up."""
         path = self.samples_path
         problems: list[str] = []
         unreadable = 0
+        rows: SampleRows | None
         try:
             if path.suffix == ".bin":
-                frame, problems = read_samples_bin(path)
+                rows, problems = read_sample_rows(path)
             else:
                 frame, unreadable = read_samples_csv(path)
+                rows = SampleRows.of_frame(frame)
                 if unreadable:
                     problems = [f"{unreadable} unreadable line(s)"]
         except FileNotFoundError:
-            frame = None
+            rows = None
         written = (self.first("outcome") or {}).get("samples_written")
-        if frame is None:
+        if rows is None:
             if written and sum(written.values()):
                 self._damage = f"{path} is missing ({sum(written.values())} samples were written)"
-            return _empty_samples()
+            return NO_SAMPLES
         if written is not None:  # from format 2 the host recorded what it wrote
-            phases = frame["phase"].astype("category").array
-            counts = dict(zip(phases.categories, np.bincount(phases.codes[phases.codes >= 0],
-                                                             minlength=len(phases.categories))))
+            counts = rows.counts()
             short = {p: (int(counts.get(p, 0)), n) for p, n in written.items() if int(counts.get(p, 0)) != n}
             parts = [f"{have} of {n} {p} samples readable" for p, (have, n) in short.items()] + problems
             if parts:
@@ -411,7 +588,7 @@ class CellAttempt:
         elif problems and (path.suffix == ".bin" or unreadable > 1):
             # format 1 wrote no counts: only more than a torn last line says damage
             self._damage = f"{path} is damaged: " + ", ".join(problems)
-        return frame
+        return rows
 
 
 def _empty_samples() -> pd.DataFrame:
@@ -425,13 +602,19 @@ def read_samples_bin(path: Path) -> tuple[pd.DataFrame, list[str]]:
 
     Raises FileNotFoundError when the file is missing.
     """
+    rows, problems = read_sample_rows(path)
+    return (rows.frame() if len(rows) else _empty_samples()), problems
+
+
+def read_sample_rows(path: Path) -> tuple[SampleRows, list[str]]:
+    """read_samples_bin as arrays."""
     data = path.read_bytes()
     problems: list[str] = []
     pos = 0
     if len(data) >= SAMPLES_HEADER.size and data[:8] == SAMPLES_MAGIC:
         _, version, size, _ = SAMPLES_HEADER.unpack_from(data)
         if version > FORMAT_VERSION:
-            return _empty_samples(), [f"samples format {version} is newer than this benchbot reads; upgrade benchbot"]
+            return NO_SAMPLES, [f"samples format {version} is newer than this benchbot reads; upgrade benchbot"]
         pos = size
     elif data:
         problems.append("its file header is damaged")
@@ -478,19 +661,16 @@ def read_samples_bin(path: Path) -> tuple[pd.DataFrame, list[str]]:
     if stray:
         problems.append(f"{stray} stray byte(s)")
     if not pieces:
-        return _empty_samples(), problems
+        return NO_SAMPLES, problems
     rows_all = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
     lengths = [len(p) for p in pieces]
     order = sorted(range(len(names)), key=lambda i: names[i])  # categories sorted, as the CSV reader had them
     remap = np.empty(len(names), np.int8)
     remap[order] = np.arange(len(names), dtype=np.int8)
     phase_codes = np.repeat(remap[np.asarray(codes, dtype=np.intp)], lengths)
-    frame = pd.DataFrame({
-        "phase": pd.Categorical.from_codes(phase_codes, [names[i] for i in order]),
-        "start_ns": np.ascontiguousarray(rows_all["start_ns"], dtype=np.int64),
-        "latency_ns": np.ascontiguousarray(rows_all["latency_ns"], dtype=np.int64),
-    })
-    return frame, problems
+    return SampleRows(tuple(names[i] for i in order), phase_codes,
+                      np.ascontiguousarray(rows_all["start_ns"], dtype=np.int64),
+                      np.ascontiguousarray(rows_all["latency_ns"], dtype=np.int64)), problems
 
 
 def _code(names: list[str], phase: str) -> int:
@@ -630,7 +810,8 @@ def open_run(run: str | os.PathLike[str] | None = None, results: str | os.PathLi
         if base.is_dir():
             for rep, rep_folder in _repetition_folders(base):
                 for sub in sorted((p for p in rep_folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
-                    found.append(CellAttempt(cell, int(sub.name), sub, read_jsonl(sub / "events.jsonl"), rep))
+                    events, telemetry = _read_attempt_events(sub)
+                    found.append(CellAttempt(cell, int(sub.name), sub, events, rep, telemetry))
         attempts[cell.key] = found
     return cls(folder, manifest, attempts, read_jsonl(folder / "log.jsonl"))
 

@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
 from benchbot import delegation, history, power, stats
-from benchbot.store import CellAttempt, StoredRun, open_run
+from benchbot.store import CellAttempt, SampleRows, StoredRun, open_run
 from benchbot.vocab import CELL_KEY
 
 CELL_COLUMNS = CELL_KEY
@@ -76,23 +75,17 @@ def samples_frame(run: Run) -> pd.DataFrame:
     The cell columns are expanded once from a per-row owner number, with run_id, device, model and
     variant as categoricals: 2 million samples take ~110 MB instead of ~500 MB at peak, and group faster.
     """
-    parts: list[pd.DataFrame] = []
-    owners: list[np.ndarray] = []
-    order: list[np.ndarray] = []
+    parts: list[SampleRows] = []
     cells: list[dict[str, Any]] = []
     for attempt in _attempts(run):
-        frame = attempt.samples()
-        if frame.empty:
-            continue
-        parts.append(frame)
-        owners.append(np.full(len(frame), len(cells), dtype=np.int32))
-        order.append(_order_in_phase(frame["phase"].astype("category").array.codes))
-        cells.append(_cell_columns(run, attempt))
+        rows = attempt.sample_rows()
+        if len(rows):
+            parts.append(rows)
+            cells.append(_cell_columns(run, attempt))
     columns = CELL_COLUMNS + ["repetition", "phase", "i", "start_ns", "latency_ns", "latency_ms"]
     if not parts:
         return pd.DataFrame(columns=columns)
-    owner = np.concatenate(owners)
-    del owners
+    owner = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
     data: dict[str, Any] = {}
     for name in CELL_COLUMNS + ["repetition"]:
         values = [c[name] for c in cells]
@@ -101,10 +94,17 @@ def samples_frame(run: Run) -> pd.DataFrame:
             data[name] = pd.Categorical.from_codes(labels.codes[owner], labels.categories)
         else:
             data[name] = np.asarray(values)[owner]
-    data["phase"] = union_categoricals([p["phase"].astype("category").array for p in parts])
+    # the phase categories in order of first appearance, as union_categoricals of the attempts' phases gives them
+    phases = list(dict.fromkeys(p for rows in parts for p in rows.phases))
+    codes, order = [], []
+    for rows in parts:
+        remap = np.array([phases.index(p) for p in rows.phases] + [-1], dtype=np.int8)  # -1 stays -1 (no phase)
+        codes.append(remap[rows.codes])
+        order.append(_order_in_phase(rows.codes))
+    data["phase"] = pd.Categorical.from_codes(np.concatenate(codes), phases)
     data["i"] = np.concatenate(order)
-    data["start_ns"] = np.concatenate([p["start_ns"].to_numpy(dtype=np.int64) for p in parts])
-    data["latency_ns"] = np.concatenate([p["latency_ns"].to_numpy(dtype=np.int64) for p in parts])
+    data["start_ns"] = np.concatenate([p.start_ns for p in parts])
+    data["latency_ns"] = np.concatenate([p.latency_ns for p in parts])
     data["latency_ms"] = data["latency_ns"] / 1e6
     return pd.DataFrame(data, columns=columns, copy=False)  # no consolidating copy of 2 x 80 MB
 
@@ -118,8 +118,18 @@ def _order_in_phase(codes: np.ndarray) -> np.ndarray:
     return out
 
 
+_MIB = 1024 * 1024
+
+
+def _origin(attempt: CellAttempt) -> int:
+    """The telemetry clock's zero: the start of the timed loop, else the first reading."""
+    end = attempt.first("cell_end") or {}
+    t_ns = attempt.telemetry_columns()["t_ns"]
+    return end.get("loop_start_ns") or (t_ns[0] if t_ns else 0)
+
+
 def _telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
-    """The attempt's telemetry readings as flat rows (cached on the attempt: the frames and the summary both ask)."""
+    """The attempt's telemetry readings as flat rows (cached on the attempt), for benchbot.power and plots."""
     cached = attempt.cache.get("telemetry_rows")
     if cached is None:
         cached = attempt.cache["telemetry_rows"] = _build_telemetry_rows(attempt)
@@ -127,32 +137,38 @@ def _telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
 
 
 def _build_telemetry_rows(attempt: CellAttempt) -> list[dict[str, Any]]:
-    end = attempt.first("cell_end") or {}
-    readings = attempt.all("telemetry")
-    origin = end.get("loop_start_ns") or (readings[0]["t_ns"] if readings else 0)
-    mib = 1024 * 1024
-    rows = []
-    for r in readings:  # ~350 per repetition: the loop is kept lean
-        get = r.get
-        temps = get("temps_c") or None
-        freqs = [f for f in (get("freq_hz") or ()) if f]
-        rss, peak, avail = get("rss"), get("rss_peak"), get("mem_available")
-        rows.append({
-            "phase": get("phase"),
-            "t_s": (r["t_ns"] - origin) / 1e9,
-            "cpu_pct": get("cpu_pct"),
-            "proc_cpu_pct": get("proc_cpu_pct"),
-            "rss_mb": None if rss is None else rss / mib,
-            "rss_peak_mb": None if peak is None else peak / mib,
-            "mem_available_mb": None if avail is None else avail / mib,
-            "temp_c": max(temps.values()) if temps else None,
-            "freq_min_mhz": min(freqs) / 1e6 if freqs else None,
-            "freq_max_mhz": max(freqs) / 1e6 if freqs else None,
-            "temps_c": temps,
-            "power_w": get("power_w"), "rails_w": get("rails_w"),  # absent stays None (benchbot/power.py)
-            "energy_uj": get("energy_uj"), "cpu_core_pct": get("cpu_core_pct"),
-        })
-    return rows
+    cols = _telemetry_values(attempt)
+    names = list(cols)
+    return [dict(zip(names, values)) for values in zip(*cols.values())]
+
+
+def _telemetry_values(attempt: CellAttempt) -> dict[str, list[Any]]:
+    """The telemetry rows' columns: t_s from the start of the timed loop, memory in MiB, frequencies in MHz."""
+    cached = attempt.cache.get("telemetry_values")
+    if cached is not None:
+        return cached
+    raw = attempt.telemetry_columns()
+    origin = _origin(attempt)
+
+    def scaled(name: str, by: float) -> list[Any]:
+        return [None if v is None else v / by for v in raw[name]]
+
+    cached = attempt.cache["telemetry_values"] = {
+        "phase": raw["phase"],
+        "t_s": [(t - origin) / 1e9 for t in raw["t_ns"]],
+        "cpu_pct": raw["cpu_pct"],
+        "proc_cpu_pct": raw["proc_cpu_pct"],
+        "rss_mb": scaled("rss", _MIB),
+        "rss_peak_mb": scaled("rss_peak", _MIB),
+        "mem_available_mb": scaled("mem_available", _MIB),
+        "temp_c": raw["temp_c"],
+        "freq_min_mhz": scaled("freq_min_hz", 1e6),
+        "freq_max_mhz": scaled("freq_max_hz", 1e6),
+        "temps_c": raw["temps_c"],
+        "power_w": raw["power_w"], "rails_w": raw["rails_w"],  # absent stays None (benchbot/power.py)
+        "energy_uj": raw["energy_uj"], "cpu_core_pct": raw["cpu_core_pct"],
+    }
+    return cached
 
 
 def telemetry_frame(run: Run) -> pd.DataFrame:
@@ -160,15 +176,15 @@ def telemetry_frame(run: Run) -> pd.DataFrame:
     columns = CELL_COLUMNS + ["repetition", "phase", "t_s", "cpu_pct", "proc_cpu_pct", "rss_mb", "rss_peak_mb",
                               "mem_available_mb", "temp_c", "freq_min_mhz", "freq_max_mhz", "temps_c", "power_w",
                               "rails_w"]
-    rows: list[dict[str, Any]] = []
+    found: list[dict[str, list[Any]]] = []
     counts, cells = [], []
     for attempt in _attempts(run):
-        found = _telemetry_rows(attempt)
-        if found:
-            rows += found
-            counts.append(len(found))
+        values = _telemetry_values(attempt)
+        if values["t_s"]:
+            found.append(values)
+            counts.append(len(values["t_s"]))
             cells.append(_cell_columns(run, attempt))
-    if not rows:
+    if not found:
         return pd.DataFrame(columns=columns)
     # one frame from all rows, the cell columns repeated per owner: not 200 small frames and a concat
     owner = np.repeat(np.arange(len(cells)), counts)
@@ -177,12 +193,17 @@ def telemetry_frame(run: Run) -> pd.DataFrame:
         data[name] = np.asarray([c[name] for c in cells], dtype=object if name in ("run_id", "device", "model",
                                                                               "variant") else None)[owner]
     for name in columns[len(CELL_COLUMNS) + 1:]:
-        data[name] = pd.Series([r[name] for r in rows])  # inferred as DataFrame(rows) would: None -> NaN, all None
+        # inferred as DataFrame(rows) would: None -> NaN, all None stays object
+        data[name] = pd.Series([v for values in found for v in values[name]])
     return pd.DataFrame(data, columns=columns)
 
 
 def _mb(value: float | None) -> float | None:
     return None if value is None else value / (1024 * 1024)
+
+
+def _loop_ms(attempt: CellAttempt) -> np.ndarray:
+    return attempt.sample_rows().latency("loop") / 1e6
 
 
 def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str, Any]:
@@ -191,11 +212,11 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
     Its p50 interval (`p50_ci_*`) is within-run: about this process's samples only.
     """
     cell = attempt.cell
-    samples = attempt.samples()
-    loop = samples[samples["phase"] == "loop"]["latency_ns"].to_numpy() / 1e6
+    loop = _loop_ms(attempt)
     row: dict[str, Any] = {"status": attempt.status, "reason": attempt.reason, "attempt": attempt.attempt,
                            "repetition": attempt.repetition}
     summary = stats.latency_summary(loop)
+    row["_latency"] = summary  # the same samples pooled alone give the same figures (summary_frame reuses them)
     for key, value in summary.items():
         row[key if key in ("count", "cv") else f"{key}_ms"] = value
     row["drift"] = stats.decile_drift(loop)
@@ -221,17 +242,20 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
     )
     row.update(delegation.from_cell_start(start))  # why a variant is fast or slow: XNNPACK partitions
 
-    telemetry = _telemetry_rows(attempt)
-    loop_t = [t for t in telemetry if t["phase"] == "loop"] or [t for t in telemetry if t["phase"] in ("warmup",)]
-    measured = [t for t in telemetry if t["phase"] in ("warmup", "loop", "first")]
-    rss_peaks = [t["rss_peak_mb"] for t in telemetry if t["rss_peak_mb"] is not None]
+    tele = _telemetry_values(attempt)  # columns, not rows: ~350 readings per repetition
+    phases = tele["phase"]
+    in_loop = [ph == "loop" for ph in phases]
+    if not any(in_loop):
+        in_loop = [ph == "warmup" for ph in phases]
+    timed = [ph in ("warmup", "loop", "first") for ph in phases]
+    rss_peaks = [v for v in tele["rss_peak_mb"] if v is not None]
     row["peak_rss_mb"] = _mb(end.get("rss_peak")) if end.get("rss_peak") else (max(rss_peaks) if rss_peaks else None)
-    cpu = [t["cpu_pct"] for t in measured if t["cpu_pct"] is not None]
-    proc = [t["proc_cpu_pct"] for t in measured if t["proc_cpu_pct"] is not None]
+    cpu = [v for v, m in zip(tele["cpu_pct"], timed) if m and v is not None]
+    proc = [v for v, m in zip(tele["proc_cpu_pct"], timed) if m and v is not None]
     row["cpu_mean"] = float(np.mean(cpu)) if cpu else None
     row["cpu_max"] = float(np.max(cpu)) if cpu else None
     row["proc_cpu_mean"] = float(np.mean(proc)) if proc else None
-    temps = [t["temp_c"] for t in telemetry if t["temp_c"] is not None]
+    temps = [v for v in tele["temp_c"] if v is not None]
     if temps:
         row["temp_start_c"], row["temp_max_c"], row["temp_end_c"] = temps[0], max(temps), temps[-1]
     else:  # a Pi without thermal zones still answers vcgencmd
@@ -239,10 +263,14 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
         row["temp_start_c"], row["temp_end_c"] = vc_start, vc_end
         present = [t for t in (vc_start, vc_end) if t is not None]
         row["temp_max_c"] = max(present) if present else None
-    lows = [t["freq_min_mhz"] for t in loop_t if t["freq_min_mhz"] is not None]
+    lows = [v for v, m in zip(tele["freq_min_mhz"], in_loop) if m and v is not None]
     row["freq_min_mhz"] = min(lows) if lows else None
-    start_max = telemetry[0]["freq_max_mhz"] if telemetry else None
-    row.update(power.cell_figures(telemetry, end, next(iter(fp.get("power_sources") or []), None)))
+    start_max = tele["freq_max_mhz"][0] if phases else None
+    source = next(iter(fp.get("power_sources") or []), None)
+    # power.py reads the rows only for a power source or cpufreq time_in_state; otherwise its figures are the same
+    # without them, and building ~350 row dicts per repetition is skipped
+    wanted = bool(end.get("power") or source or end.get("time_in_state"))
+    row.update(power.cell_figures(_telemetry_rows(attempt) if wanted else [], end, source))
 
     flags = []
     if stats.is_unstable(row.get("cv"), row["drift"]):
@@ -282,6 +310,7 @@ def repetition_frame(run: Run) -> pd.DataFrame:
     for attempt in _attempts(run):
         device = run.manifest.get("devices", {}).get(attempt.cell.device, {})
         row = summarize_attempt(attempt, emulated=bool(device.get("emulated")))
+        row.pop("_latency")
         rows.append({**_cell_columns(run, attempt), "key": attempt.cell.key, **row})
     return pd.DataFrame(rows)
 
@@ -297,16 +326,18 @@ def _measured(cell_reps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np.ndarray, batch: int,
-               spread: stats.RunSpread | None = None) -> dict[str, Any]:
+               spread: stats.RunSpread | None = None, pooled: dict[str, Any] | None = None) -> dict[str, Any]:
     """A cell's row from its repetitions' rows: headline and interval across repetitions, pooled percentiles.
 
     `spread` is the device's run-to-run spread learned from its other runs (benchbot.history), which
-    the next-run interval adds to the repetitions' own.
+    the next-run interval adds to the repetitions' own; `pooled` is stats.latency_summary of pooled_loop_ms
+    when the caller has it.
     """
     measured = _measured(cell_reps)
     first = min(cell_reps, key=lambda r: r["repetition"])
     row: dict[str, Any] = {"repetitions": planned, "reps_ok": sum(1 for r in cell_reps if r["status"] == "ok")}
-    pooled = stats.latency_summary(pooled_loop_ms)
+    if pooled is None:
+        pooled = stats.latency_summary(pooled_loop_ms)
     for key, value in pooled.items():  # every percentile but the headline is over the pooled loop samples
         if key not in ("p50_ci_lo", "p50_ci_hi"):
             row[key if key in ("count", "cv") else f"{key}_ms"] = value
@@ -414,6 +445,7 @@ def summary_frame(run: Run) -> pd.DataFrame:
     predictions: dict[str, list[int]] = {}
     # first every cell's repetitions (the device's run-to-run spread needs them all), then the rows in plan order
     gathered: list[tuple[int, Any, dict[str, Any], bool, list[dict[str, Any]], np.ndarray]] = []
+    known: dict[int, dict[str, Any]] = {}
     for cell in run.cells:
         device = run.manifest.get("devices", {}).get(cell.device, {})
         emulated = bool(device.get("emulated"))
@@ -425,19 +457,23 @@ def summary_frame(run: Run) -> pd.DataFrame:
             rows.append({**base, "status": "pending", "flags": "incomplete", "model_size": cell.model_size,
                          "repetitions": cell.repetitions, "reps_ok": 0})
             continue
-        rep_rows, pooled = [], []
+        rep_rows, pooled, latency = [], [], []
         for attempt in reps.values():
             rep_rows.append(summarize_attempt(attempt, emulated=emulated))
             if attempt.status == "ok":
-                samples = attempt.samples()
-                pooled.append(samples["latency_ns"].to_numpy()[(samples["phase"] == "loop").to_numpy()] / 1e6)
+                pooled.append(_loop_ms(attempt))
+                latency.append(rep_rows[-1]["_latency"])
+        for r in rep_rows:
+            r.pop("_latency")
+        if len(latency) == 1:  # one repetition pooled alone is its own samples: its figures are already known
+            known[len(rows)] = latency[0]
         gathered.append((len(rows), cell, base, emulated, rep_rows,
-                         np.concatenate(pooled) if pooled else np.empty(0)))
+                         pooled[0] if len(pooled) == 1 else np.concatenate(pooled) if pooled else np.empty(0)))
         rows.append(base)
     spreads = _run_spreads(run, [(cell, rep_rows) for _, cell, _, _, rep_rows, _ in gathered])
     for index, cell, base, emulated, rep_rows, loop_ms in gathered:
         reps = run.repetitions(cell.key)
-        row = _aggregate(rep_rows, cell.repetitions, loop_ms, cell.batch, spreads.get(cell.device))
+        row = _aggregate(rep_rows, cell.repetitions, loop_ms, cell.batch, spreads.get(cell.device), known.get(index))
         status = run.status(cell.key)
         failures = [r["reason"] for r in sorted(rep_rows, key=lambda r: r["repetition"])
                     if r["status"] != "ok" and r.get("reason")]
@@ -481,25 +517,35 @@ def _run_spreads(run: Run, cells: list[tuple[Any, list[dict[str, Any]]]]) -> dic
 
 
 def _add_baseline_columns(frame: pd.DataFrame, predictions: dict[str, list[int]]) -> None:
-    """Size ratio, accuracy change (points) and prediction agreement against each family's baseline."""
-    frame["size_ratio"] = np.nan
-    frame["accuracy_delta_pts"] = np.nan
-    frame["agreement"] = np.nan
+    """Size ratio, accuracy change (points) and prediction agreement against each family's baseline.
+
+    Plain lists rather than a groupby with iterrows: this was a fifth of loading a 200-cell run.
+    """
+    n = len(frame)
+    size_ratio, delta, agreement = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     group_keys = ["device", "model", "threads", "xnnpack", "batch"]
-    for _, group in frame.groupby(group_keys, dropna=False):
-        baseline_name = group["baseline"].dropna().iloc[0] if group["baseline"].notna().any() else None
+    columns = {c: frame[c].tolist() for c in ("baseline", "variant", "key", "model_size", "accuracy")}
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, ident in enumerate(zip(*(frame[c].tolist() for c in group_keys))):
+        groups.setdefault(tuple("\0nan" if pd.isna(v) else v for v in ident), []).append(i)
+    for members in groups.values():
+        baseline_name = next((columns["baseline"][i] for i in members if pd.notna(columns["baseline"][i])), None)
         if baseline_name is None:
             continue
-        base_rows = group[group["variant"] == baseline_name]
-        if base_rows.empty:
+        base = next((i for i in members if columns["variant"][i] == baseline_name), None)
+        if base is None:
             continue
-        base = base_rows.iloc[0]
-        base_pred = predictions.get(base["key"])
-        for index, row in group.iterrows():
-            if row.get("model_size") and base.get("model_size"):
-                frame.at[index, "size_ratio"] = base["model_size"] / row["model_size"]
-            if pd.notna(row.get("accuracy")) and pd.notna(base.get("accuracy")):
-                frame.at[index, "accuracy_delta_pts"] = 100.0 * (row["accuracy"] - base["accuracy"])
-            pred = predictions.get(row["key"])
+        base_size, base_accuracy = columns["model_size"][base], columns["accuracy"][base]
+        base_pred = predictions.get(columns["key"][base])
+        for i in members:
+            size, accuracy = columns["model_size"][i], columns["accuracy"][i]
+            if size and base_size:
+                size_ratio[i] = base_size / size
+            if pd.notna(accuracy) and pd.notna(base_accuracy):
+                delta[i] = 100.0 * (accuracy - base_accuracy)
+            pred = predictions.get(columns["key"][i])
             if pred is not None and base_pred is not None and len(pred) == len(base_pred) and pred:
-                frame.at[index, "agreement"] = float(np.mean(np.asarray(pred) == np.asarray(base_pred)))
+                agreement[i] = float(np.mean(np.asarray(pred) == np.asarray(base_pred)))
+    frame["size_ratio"] = size_ratio
+    frame["accuracy_delta_pts"] = delta
+    frame["agreement"] = agreement

@@ -286,14 +286,14 @@ def test_multi_run_report_keeps_run_ids(setup: dict) -> None:
 
 def test_plots_for_a_thread_sweep(setup: dict) -> None:
     run = setup["run"]
-    done = run_cli(["report", run.run_id], setup["env"])
+    done = run_cli(["report", run.run_id, "--plot-format", "both"], setup["env"])
     assert done.returncode == 0, done.stderr
     plots = run.folder / "plots"
-    expected = {f"{kind}-{device}.{ext}" for kind in ("latency", "throughput", "scaling")
+    expected = {f"{kind}-{device}.{ext}" for kind in ("latency", "throughput", "scaling", "timelines")
                 for device in ("local", "twin") for ext in ("png", "svg")}
     names = {p.name for p in plots.iterdir() if p.is_file()}
     assert expected <= names
-    assert not [n for n in names - expected if n.startswith(("latency", "throughput", "scaling"))]
+    assert not [n for n in names - expected if n.startswith(("latency", "throughput", "scaling", "timelines"))]
     for name in expected:
         assert (plots / name).stat().st_size > 10_000, name
     timelines = sorted((plots / "cells").glob("*-timeline.png"))
@@ -312,11 +312,11 @@ def test_plots_for_a_thread_sweep(setup: dict) -> None:
     redrawn = {p for p in stamps if p.stat().st_mtime_ns != stamps[p]}
     device = run.summary["device"].iloc[0]
     assert redrawn == {plots / "cells" / f"{run.summary['key'].iloc[0]}-timeline.png",
-                       *(plots / f"{kind}-{device}.{ext}" for kind in ("latency", "throughput", "scaling")
+                       *(plots / f"{kind}-{device}.{ext}" for kind in ("latency", "throughput", "scaling", "timelines")
                          for ext in ("png", "svg"))}
     # without a sweep there is no scaling plot
     other = setup["other"]
-    assert run_cli(["report", other.run_id, "--cell-plots", "none", "--plot-format", "png"], setup["env"]).returncode == 0
+    assert run_cli(["report", other.run_id, "--cell-plots", "none"], setup["env"]).returncode == 0  # PNG by default
     assert sorted(p.name for p in (other.folder / "plots").glob("*.png")) == ["latency-local.png",
                                                                             "throughput-local.png"]
 

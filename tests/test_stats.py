@@ -125,6 +125,23 @@ def test_next_run_interval_covers_the_next_run_at_its_level() -> None:
     assert narrow_inside / trials < 0.90  # ~0.88 in theory (t(4) at 2.78/sqrt 2)
 
 
+def test_ranks_and_t_quantiles_are_scipys() -> None:
+    """quantile_ci_ranks and t_quantile do without scipy (loading a run no longer imports it): the very ranks
+    scipy's binomial CDF gives, and the very t quantiles."""
+    from scipy import special
+    from scipy import stats as sps
+
+    for q in (0.5, 0.9, 0.95, 0.99):
+        for n in [*range(1, 400), 1000, 9999, 10_000, 10_001, 123_457]:
+            cdf = sps.binom.cdf(np.arange(n + 1), n, q)
+            lo = int(np.searchsorted(cdf, 0.025, side="right"))
+            hi = int(np.searchsorted(cdf, 1.0 - 0.025 - 1e-12, side="left")) + 1
+            assert stats.quantile_ci_ranks(n, q) == (None if lo < 1 or hi > n else (lo, hi)), (n, q)
+    for df in range(1, 40):
+        assert stats.t_quantile(df, 0.975) == float(special.stdtrit(df, 0.975))
+    assert stats.t_quantile(4, 0.995) == float(special.stdtrit(4, 0.995))
+
+
 def test_run_to_run_spread_by_hand() -> None:
     # two cells: one measured in three runs, one in two; a third seen once says nothing and is skipped
     cell_a = [[1.00, 1.02, 0.99], [1.10, 1.12, 1.09, 1.11], [0.95, 0.97]]

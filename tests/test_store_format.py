@@ -220,3 +220,77 @@ def test_samples_the_format_cannot_hold_are_kept_in_the_events(tmp_path: Path) -
     assert [e["phase"] for e in kept] == ["a-long-phase", "loop"] and kept[1]["latency_ns"] == ["x", None]
     assert attempt.samples()["latency_ns"].tolist()[-2:] == [8, 9] and len(attempt.samples()) == 12
     assert "12 of 10 loop" in str(attempt.damage)  # the outcome said 10: the file holds more than it recorded
+
+
+# ----------------------------------------------------------------------------- telemetry.json (derived)
+
+
+def _write_with_telemetry(root: Path) -> Path:
+    """One repetition with telemetry of every shape the sampler sends (power, rails, RAPL, no thermal zone at
+    times), written by the store's writer; returns the attempt's folder."""
+    cell = Cell(key=cell_key("local", "m", "fp32", 1, True, 1), device="local", model="m", variant="fp32", threads=1,
+                xnnpack=True, batch=1, model_path="/x.tflite", model_sha256="0" * 64, model_size=1, eval_path=None,
+                baseline=None, repetitions=1)
+    writer = RunWriter.create(root, Plan([Profile("local", None)], [cell], Settings()))
+    w = writer.cell_writer(Unit(cell, 1))
+    w.write_event({"event": "hello", "protocol": 2, "fingerprint": {"arch": "x86_64"}})
+    t0 = 5 * 10**15  # beyond 2**53 once in ns sums: times stay integers
+    for i in range(40):
+        phase = "warmup" if i < 5 else "loop" if i < 38 else "done"
+        reading = {"event": "telemetry", "t_ns": t0 + i * 100_000_000, "phase": phase, "cpu_pct": 40 + i % 7,
+                   "cpu_core_pct": [90.5, 3.25], "proc_cpu_pct": 99.5 if i % 5 else None, "rss": 90_000_000 + i,
+                   "rss_peak": 95_000_000, "mem_available": 3_000_000_000,
+                   "temps_c": {"cpu": 50.0 + i / 10, "gpu": 48.5} if i % 9 else {},
+                   "freq_hz": [1_800_000_000, 600_000_000 if i == 20 else 1_800_000_000, 0]}
+        if i % 2:
+            reading.update(power_w=4.5 + i / 100, rails_w={"cpu": 2.0, "soc": None}, energy_uj={"package-0": 10**6 * i})
+        w.write_event(reading)
+        if i == 4:
+            w.write_event({"event": "samples", "phase": "loop", "start_ns": [t0 + 1, t0 + 2], "latency_ns": [7, 8]})
+    w.write_event({"event": "cell_end", "loop_runs": 2, "loop_ns": 3 * 10**9, "loop_start_ns": t0 + 500_000_000,
+                   "time_in_state": {"policy0": {"cpus": [0, 1], "khz": [600_000, 1_800_000], "s": [0.2, 2.8]}},
+                   "power": {"kind": "hwmon", "total": "board"}})
+    w.note("outcome", status="ok", reason=None)
+    w.close()
+    return w.folder
+
+
+def _frames(folder: Path) -> tuple[bool, benchbot.Run, dict[str, object]]:
+    """Whether the run's telemetry came from telemetry.json, the run, and its frames."""
+    run = benchbot.load_run(folder.parents[3])
+    from_file = run.attempts[run.cells[0].key][0]._telemetry is not None
+    return from_file, run, {"summary": run.summary, "telemetry": run.telemetry, "reps": run.repetition_summary,
+                            "samples": run.samples}
+
+
+def test_telemetry_columns_file_loads_as_the_events_do(tmp_path: Path) -> None:
+    """The writer leaves telemetry.json beside events.jsonl; a run loads from it to the very frames that parsing
+    the events gives, and without it (runs stored before) or when it no longer matches, from the events."""
+    import pandas as pd
+
+    folder = _write_with_telemetry(tmp_path)
+    index = json.loads((folder / "telemetry.json").read_text())
+    assert index["readings"] == 40 and index["bytes"] == (folder / "events.jsonl").stat().st_size
+    from_file, run, fast = _frames(folder)
+    [attempt] = run.attempts[run.cells[0].key]
+    assert from_file  # the columns came from the file, the readings were not parsed
+    assert fast["telemetry"]["t_s"].iloc[0] == -0.5 and fast["summary"].loc[0, "power_mean_w"] is not None
+    assert [e["event"] for e in attempt.events].count("telemetry") == 40  # every event, still, when asked
+    assert attempt.all("telemetry")[7]["t_ns"] == 5 * 10**15 + 700_000_000
+
+    (folder / "telemetry.json").unlink()
+    from_file, _, slow = _frames(folder)
+    assert not from_file
+    for name in fast:
+        pd.testing.assert_frame_equal(fast[name], slow[name], check_exact=True)  # type: ignore[arg-type]
+
+    # an events.jsonl that changed after the file was written: the file is ignored, the events are read
+    from benchbot.store import write_telemetry_columns
+
+    assert write_telemetry_columns(folder) is not None
+    with open(folder / "events.jsonl", "a") as fh:
+        fh.write(json.dumps({"event": "telemetry", "t_ns": 5 * 10**15 + 4 * 10**9, "phase": "done", "cpu_pct": 1.0})
+                 + "\n")
+    from_file, _, changed = _frames(folder)
+    assert not from_file
+    assert len(changed["telemetry"]) == 41 and changed["telemetry"]["cpu_pct"].iloc[-1] == 1.0

@@ -217,7 +217,7 @@ def test_the_student_is_compared_with_the_largest_fp32_model_of_its_task(zoo_run
 def test_report_shows_the_tradeoff_in_every_format_and_writes_the_pareto_plot(zoo_run: benchbot.Run,
                                                                                tmp_path: Path) -> None:
     env = _env(zoo_run.folder.parent)
-    done = run_cli(["report", "--no-cell-plots"], env)
+    done = run_cli(["report", "--no-cell-plots", "--plot-format", "both"], env)
     assert done.returncode == 0, done.stderr
     assert "Accuracy, size and speed: the quantization trade-off" in done.stdout
     data = build_report([zoo_run])

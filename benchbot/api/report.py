@@ -40,14 +40,31 @@ class Report:
     plot_files: list[Any] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     _scratch: tempfile.TemporaryDirectory[str] | None = None
+    _pending: Any = None  # the first run's plots, being drawn (start_plots)
+
+    def _folder(self, run: Run) -> Path:
+        return run.folder / "plots" if self.plots or self._scratch is None else Path(self._scratch.name) / run.run_id
+
+    def start_plots(self) -> None:
+        """Start drawing the first run's plots in worker processes, so they are drawn while the tables are
+        built and shown; `draw_plots` collects them."""
+        from benchbot.report.plots import start_plots
+
+        if self.runs and self._pending is None:
+            run = self.runs[0]
+            self._pending = start_plots(run, self._folder(run), self.data.plot_formats, cells=self.cells_wanted,
+                                        cell_limit=self.cell_limit)
 
     def draw_plots(self) -> list[Any]:
         """Draw every run's plots (into <run>/plots, or a scratch folder when only the HTML embeds them)."""
         from benchbot.report.plots import plot_run
 
-        for run in self.runs:
-            folder = run.folder / "plots" if self.plots or self._scratch is None else Path(self._scratch.name) / run.run_id
-            self.plot_files.extend(plot_run(run, folder, self.data.plot_formats, cells=self.cells_wanted,
+        for i, run in enumerate(self.runs):
+            if i == 0 and self._pending is not None:
+                self.plot_files.extend(self._pending.result())
+                self._pending = None
+                continue
+            self.plot_files.extend(plot_run(run, self._folder(run), self.data.plot_formats, cells=self.cells_wanted,
                                             cell_limit=self.cell_limit))
         if self.plots:
             self.written.extend(p for f in self.plot_files for p in f.paths)
@@ -59,6 +76,9 @@ class Report:
         return sum(sum(1 for c in r.cells if r.best(c.key) is not None) for r in self.runs)
 
     def close(self) -> None:
+        if self._pending is not None:  # started but never collected (an error on the way): stop the workers
+            self._pending.cancel()
+            self._pending = None
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -78,7 +98,7 @@ def open_report(
     results: str | None = None,
     baseline: str = "fastest",
     cell_plots: bool | str = "auto",
-    plot_formats: tuple[str, ...] = ("png", "svg"),
+    plot_formats: tuple[str, ...] = ("png",),
     max_accuracy_drop: float = 1.0,
 ) -> Report:
     """Load the runs and build their report data; with plots, write each run's summary.csv too."""
@@ -168,7 +188,7 @@ def report_runs(
     baseline: str = "fastest",
     sections: list[Any] | None = None,
     cell_plots: bool | str = "auto",
-    plot_formats: tuple[str, ...] = ("png", "svg"),
+    plot_formats: tuple[str, ...] = ("png",),
     max_accuracy_drop: float = 1.0,
     show: Show | None = None,
     show_plots: Show | None = None,
@@ -178,7 +198,7 @@ def report_runs(
     fmt: table (given to `show`, by default benchbot.console's terminal view), md, csv, json or html
     (one self-contained file; default <run>/report.html). baseline: "fastest" or a variant name for the
     relative column. sections: extra report sections (callables taking the ReportData, see
-    benchbot.report.sections); None means the default ones. cell_plots: "auto" (timelines of up to 48
+    benchbot.report.sections); None means the default ones. cell_plots: "auto" (timelines of up to 12
     cells per run, the most telling first), "all"/True, or "none"/False. Exports go to `output`, else
     to `echo` (default: stdout). Returns files written.
     """
@@ -186,7 +206,9 @@ def report_runs(
 
     report = open_report(runs, fmt, output, plots, results, baseline, cell_plots, plot_formats, max_accuracy_drop)
     with report:
-        if fmt == "table":  # the table first: plots of a big run take a while
+        if fmt == "table":  # the table first: plots of a big run take a while, drawn meanwhile by worker processes
+            if plots:
+                report.start_plots()
             report.sections = render_sections(report.data, sections)
             if show is None or show_plots is None:
                 from benchbot.console import Console

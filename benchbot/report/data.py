@@ -43,10 +43,7 @@ def loop_samples(runs: list[Run]) -> dict[tuple, np.ndarray]:
     out: dict[tuple, np.ndarray] = {}
     for run in runs:
         for cell in run.cells:
-            parts = []
-            for attempt in run.repetitions(cell.key).values():
-                frame = attempt.samples()
-                parts.append(frame["latency_ns"].to_numpy()[(frame["phase"] == "loop").to_numpy()])
+            parts = [attempt.sample_rows().latency("loop") for attempt in run.repetitions(cell.key).values()]
             loop = np.concatenate(parts) if parts else np.empty(0)
             if loop.size:
                 values = {"run_id": run.run_id, "device": cell.device, "model": cell.model, "variant": cell.variant,

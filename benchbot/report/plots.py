@@ -40,6 +40,7 @@ from benchbot.plan import safe_name
 from benchbot.power import forensics
 from benchbot.report.fmt import sig
 from benchbot.summary import _telemetry_rows as telemetry_rows
+from benchbot.summary import _telemetry_values as telemetry_values
 from benchbot.vocab import CELL_AXES, variant_color
 from benchbot.vocab import variant_key as _variant_key
 
@@ -57,6 +58,7 @@ TITLES = {
     "throughput": "{device}: throughput of the timed loop (higher is better)",
     "scaling": "{device}: thread scaling (throughput against threads)",
     "energy": "{device}: energy per inference against latency (lower left is better)",
+    "timelines": "{device}: latency of every inference over the timed loop, every cell",
 }
 # boxplot(vert=False) is deprecated from matplotlib 3.11; orientation= only exists from 3.10
 HORIZONTAL: dict[str, Any] = ({"orientation": "horizontal"} if tuple(
@@ -107,11 +109,18 @@ def _threads_label(threads: int) -> str:
     return f"{threads} thread" + ("" if threads == 1 else "s")
 
 
+#: zlib level of the PNGs: 1 instead of Pillow's 6 spends less time compressing, for files ~10 % bigger.
+PNG_COMPRESSION = 1
+
+
 def _finish(fig: Figure, path_stem: Path, formats: Iterable[str]) -> list[Path]:
     out = []
     for ext in formats:
         path = path_stem.with_name(f"{path_stem.name}.{ext}")
-        fig.savefig(path, dpi=DPI)
+        if ext == "png":
+            fig.savefig(path, dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESSION})
+        else:
+            fig.savefig(path, dpi=DPI)
         out.append(path)
     return out
 
@@ -169,7 +178,12 @@ def latency_figure(samples: pd.DataFrame, device: str, title_extra: str = "") ->
         ax.grid(axis="x", which="both", alpha=0.25)
     fig.suptitle(TITLES["latency"].format(device=device + title_extra)
                  + "\nbox: quartiles, line: median, whiskers: p1–p99", fontsize=11)
-    fig.tight_layout()
+    # a computed layout: tight_layout measures every text first, a third of the figure's cost
+    longest = max(len(b[2]) for _, boxes in panels for b in boxes)
+    width, height = fig.get_figwidth(), fig.get_figheight()
+    fig.subplots_adjust(left=min(0.45, (longest * 9 * 0.56 + 14) / 72 / width), right=0.97,
+                        top=1 - 0.95 / height, bottom=0.5 / height,
+                        hspace=0.78 / (sum(heights) / len(heights)))
     return fig
 
 
@@ -199,10 +213,15 @@ def _grid(n: int, width: float, height: float) -> tuple[Figure, list[Any]]:
 
 
 def _title_and_legend(fig: Figure, title: str, frame: pd.DataFrame, kind: str) -> None:
-    """Lay out the panels, then put the title and one legend for all panels above them, clear of any data."""
-    height = fig.get_figheight()
-    fig.tight_layout()
-    fig.subplots_adjust(top=1 - 1.05 / height)
+    """Lay out the panels (a computed layout: tight_layout measures every text first, a third of the figure's
+    cost), then put the title and one legend for all panels above them, clear of any data."""
+    height, width = fig.get_figheight(), fig.get_figwidth()
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    cols = len({round(ax.get_position().x0, 3) for ax in axes}) or 1
+    rows = max(1, math.ceil(len(axes) / cols))
+    panel_w, panel_h = width / cols, (height - 0.9) / rows
+    fig.subplots_adjust(left=0.85 / width, right=1 - 0.15 / width, bottom=0.45 / height, top=1 - 1.05 / height,
+                        wspace=0.95 / panel_w, hspace=0.75 / panel_h)
     fig.suptitle(title, fontsize=11, y=1 - 0.08 / height, va="top")
     _series_legend(fig, frame, kind)
 
@@ -302,7 +321,7 @@ class CellTrace:
 
 def cell_trace(run: Run, key: str, samples: pd.DataFrame | None = None, telemetry: pd.DataFrame | None = None
                ) -> CellTrace | None:
-    """Gather a cell's samples and telemetry (pass the cell's slices of run.samples/.telemetry to avoid a scan)."""
+    """Gather what the timeline of a cell shows, from its representative attempt (the one its title names)."""
     attempt = run.best(key)
     if attempt is None:
         return None
@@ -310,11 +329,11 @@ def cell_trace(run: Run, key: str, samples: pd.DataFrame | None = None, telemetr
     if samples is None:
         samples = attempt.samples()
     if telemetry is None:
-        t = run.telemetry
-        telemetry = t[np.logical_and.reduce([t[c] == getattr(cell, c) for c in CELL])] if not t.empty else t
+        values = telemetry_values(attempt)
+        telemetry = pd.DataFrame({name: pd.Series(values[name]) for name in TIMELINE_TELEMETRY})
     end = attempt.first("cell_end") or {}
-    readings = attempt.all("telemetry")
-    origin = end.get("loop_start_ns") or (readings[0]["t_ns"] if readings else None)
+    readings = attempt.telemetry_columns()["t_ns"]
+    origin = end.get("loop_start_ns") or (readings[0] if readings else None)
     if origin is None:
         origin = int(samples["start_ns"].min()) if len(samples) else 0
     start = samples["start_ns"].to_numpy(dtype=np.int64)
@@ -393,6 +412,10 @@ def _absent(ax: Any, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="#555555",
             style="italic")
 
+
+#: The telemetry columns a timeline reads.
+TIMELINE_TELEMETRY = ("phase", "t_s", "temp_c", "freq_min_mhz", "freq_max_mhz", "cpu_pct", "proc_cpu_pct", "rss_mb",
+                      "power_w")
 
 #: Most latency points a timeline draws: ~1,000 px of width cannot show more, and drawing 10,000+ markers per
 #: cell was most of a report's time. Thinned per bucket to its lowest and highest point, so spikes stay.
@@ -542,6 +565,79 @@ def _power_panel(ax: Any, power: pd.DataFrame) -> None:
     ax.set_ylim(0, max(top * 1.35, 0.1))
 
 
+# ----------------------------------------------------------------------------- every cell at a glance
+
+#: Points per cell of the overview (its strip is the figure's width).
+OVERVIEW_POINTS = 1200
+#: Half a strip's height is this factor slower (or faster) than the cell's median; beyond it points sit at the edge.
+OVERVIEW_SPAN = 2.0
+
+
+def overview_figure(run: Run, device: str, title_extra: str = "") -> Figure | None:
+    """Every cell of the device in one figure, a strip per cell (its representative repetition): each inference of
+    the timed loop against time, as a ratio to the cell's median (log scale; thinned, spikes kept), with a running
+    median. Drift, spikes and slow spells of every cell at a glance, whatever `--cell-plots` draws in full; one
+    axes, because 40 panels cost ten times as much to draw.
+    """
+    flags = dict(zip(run.summary["key"], run.summary["flags"].fillna(""))) if "key" in run.summary else {}
+    strips = []
+    for cell in sorted((c for c in run.cells if c.device == device),
+                       key=lambda c: (c.model, c.threads, not c.xnnpack, c.batch, _variant_key(c.variant))):
+        attempt = run.best(cell.key)
+        if attempt is None:
+            continue
+        rows = attempt.sample_rows()
+        mask = rows.mask("loop")
+        ms = rows.latency_ns[mask] / 1e6
+        if not ms.size or float(np.median(ms)) <= 0:
+            continue
+        end = attempt.first("cell_end") or {}
+        start = rows.start_ns[mask]
+        origin = end.get("loop_start_ns") or int(start.min())
+        strips.append((cell, (start - origin) / 1e9, ms, float(np.median(ms)), str(flags.get(cell.key, ""))))
+    if not strips:
+        return None
+    fig = _new_figure(10, 0.28 * len(strips) + 1.5)
+    ax = fig.subplots()
+    half = 0.42
+    bad = ("unstable", "throttled", "incomplete", "failed", "damaged")
+    labels = []
+    for i, (cell, t, ms, median, flag) in enumerate(strips):
+        y0 = len(strips) - 1 - i
+        scale = half / math.log(OVERVIEW_SPAN)
+        rel = np.clip(np.log(ms / median), -math.log(OVERVIEW_SPAN), math.log(OVERVIEW_SPAN)) * scale
+        shown = thin(rel, OVERVIEW_POINTS)
+        ax.plot(t[shown], y0 + rel[shown], ".", ms=1.0, color="#1f77b4", alpha=0.45, rasterized=True)
+        if ms.size >= 20:
+            run_med = pd.Series(rel).rolling(max(5, ms.size // 50), center=True, min_periods=1).median().to_numpy()
+            step = max(1, ms.size // 300)
+            ax.plot(t[::step], y0 + run_med[::step], color="black", lw=0.7)
+        ax.axhline(y0 - 0.5, color="#dddddd", lw=0.5)
+        marked = [f for f in flag.split(",") if f in bad]
+        label = f"{cell.model}/{cell.variant} t{cell.threads}" + ("" if cell.xnnpack else " no-xnn") + \
+            (f" b{cell.batch}" if cell.batch != 1 else "") + f"  p50 {sig(median)} ms" + \
+            (f"  [{', '.join(marked)}]" if marked else "")
+        labels.append((y0, label, bool(marked)))
+    ax.set_yticks([y for y, _, _ in labels], [text for _, text, _ in labels], fontsize=7)
+    for tick, (_, _, red) in zip(ax.get_yticklabels(), labels):
+        if red:
+            tick.set_color(THROTTLE_COLOR)
+    ax.set_ylim(-0.5, len(strips) - 0.5)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("time from the start of the timed loop (s)", fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", alpha=0.25)
+    height = fig.get_figheight()
+    fig.suptitle(TITLES["timelines"].format(device=device + title_extra)
+                 + f"\neach strip: a cell's inferences as a ratio to its median (log; strip edges {OVERVIEW_SPAN:g}x "
+                 "slower/faster, beyond sits on the edge), line: running median; red: flagged", fontsize=9, x=0.01,
+                 ha="left", y=1 - 0.08 / height, va="top")
+    width = max(len(text) for _, text, _ in labels) * 7 * 0.55 / 72 + 0.25  # the longest label at 7 pt
+    fig.subplots_adjust(left=min(0.5, width / fig.get_figwidth()), right=0.98, top=1 - 0.7 / height,
+                        bottom=0.5 / height)
+    return fig
+
+
 # ----------------------------------------------------------------------------- energy against latency
 
 
@@ -606,22 +702,29 @@ class PlotFile:
 
 
 #: Part of every plot's input digest: bump it when a figure is drawn differently, so old drawings are redone.
-PLOT_VERSION = 2
+PLOT_VERSION = 3
 #: Per plot (its file stem under the plots folder), the digest of what it was drawn from.
 INPUTS_FILE = "inputs.json"
 
 
-def _digest(files: Iterable[Path], *extra: Any) -> str:
+def _digest(files: Iterable[Path], *extra: Any, seen: dict[Path, bytes] | None = None) -> str:
     """A content hash of a plot's inputs: the stored files it is drawn from, the drawing code's version and
-    the settings (formats, labels) that change the picture. Copying or touching a run does not change it."""
+    the settings (formats, labels) that change the picture. Copying or touching a run does not change it.
+
+    Each file is hashed once per `seen` (one report): a device's plots share its cells' files."""
     h = hashlib.blake2b(digest_size=16)
     h.update(repr((PLOT_VERSION, matplotlib.__version__, *extra)).encode())
     for path in files:
         h.update(path.name.encode())
-        try:
-            h.update(path.read_bytes())
-        except OSError:
-            h.update(b"\0absent")
+        found = seen.get(path) if seen is not None else None
+        if found is None:
+            try:
+                found = hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+            except OSError:
+                found = b"\0absent"
+            if seen is not None:
+                seen[path] = found
+        h.update(found)
     return h.hexdigest()
 
 
@@ -657,16 +760,18 @@ def drawn_unless_unchanged(folder: Path, stem: str, formats: tuple[str, ...], in
     return written
 
 
-#: Cell timelines drawn by default; bigger runs get the most telling ones (flagged, then least stable) first.
-DEFAULT_CELL_LIMIT = 48
+#: Cell timelines drawn by default; bigger runs get the most telling ones (flagged, then least stable) first. Every
+#: cell's latency over time is in its device's overview (timelines-<device>) whatever the limit.
+DEFAULT_CELL_LIMIT = 12
 
 #: What the figure functions of a device plot read, set before the worker processes fork (they share it).
-_SHARED: dict[str, pd.DataFrame] = {}
+_SHARED: dict[str, Any] = {}
 _DEVICE_FIGURES = {
-    "latency": lambda d, e: latency_figure(_SHARED["samples"], d, e) if not _SHARED["samples"].empty else None,
+    "latency": lambda d, e: latency_figure(_device_loop_samples(_SHARED["run"], d), d, e),
     "throughput": lambda d, e: throughput_figure(_SHARED["summary"], d, e),
     "scaling": lambda d, e: scaling_figure(_SHARED["summary"], d, e),
     "energy": lambda d, e: energy_figure(_SHARED["summary"], d, e),
+    "timelines": lambda d, e: overview_figure(_SHARED["run"], d, e) if "run" in _SHARED else None,
 }
 
 
@@ -678,54 +783,135 @@ def plot_run(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), c
     the rest are drawn in parallel processes. cell_limit: draw at most this many cell timelines (None: all),
     flagged and least stable cells first.
     """
+    return start_plots(run, out_dir, formats, cells, cell_formats, cell_limit).result()
+
+
+@dataclass
+class PendingPlots:
+    """A run's plots while worker processes draw them (`start_plots`); `result()` waits and records their inputs."""
+
+    run_id: str
+    out_dir: Path
+    formats: tuple[str, ...]
+    slots: list[tuple[str, str, Path, str]]   # kind, device, stem, title of every device plot
+    fresh: set[int]                           # slots kept from an earlier report
+    digests: dict[str, str]
+    timelines: list[PlotFile]
+    jobs: list[tuple[str, Any, Path, tuple[str, ...]]]
+    shared: dict[str, Any]
+    futures: list[Any] = field(default_factory=list)
+    pool: Any = None
+
+    def cancel(self) -> None:
+        """Drop the plots not drawn yet and stop the workers (nothing is recorded as drawn)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def result(self) -> list[PlotFile]:
+        if self.pool is not None:
+            try:
+                results = [f.result() for f in self.futures]
+            finally:
+                self.pool.shutdown()
+        else:  # drawn here, now
+            _SHARED.update(self.shared)
+            try:
+                with _quiet_gc():
+                    results = [_render(job) for job in self.jobs]
+            finally:
+                _SHARED.clear()
+        drawn = dict(zip((job[2] for job in self.jobs), results))
+        written = []
+        for i, (kind, device, stem, title) in enumerate(self.slots):
+            files = [stem.with_name(f"{stem.name}.{ext}") for ext in self.formats] if i in self.fresh \
+                else drawn.get(stem)
+            if files:
+                written.append(PlotFile(kind, title, files, self.run_id, device))
+            elif i not in self.fresh:
+                self.digests.pop(stem.name, None)  # nothing to draw (no sweep, no power): decide again next time
+        # keep what other sections recorded (drawn_unless_unchanged); forget this function's plots not drawn now
+        others = {k: v for k, v in _load_inputs(self.out_dir).items()
+                  if not k.startswith("cells/") and k.split("-")[0] not in _DEVICE_FIGURES}
+        _save_inputs(self.out_dir, {**others, **self.digests})
+        return written + self.timelines
+
+
+def _device_loop_samples(run: Run, device: str) -> pd.DataFrame:
+    """The loop rows of run.samples for one device's cells (every repetition), from the attempts' arrays: no
+    filtering of the run-wide frame, which a plot worker would otherwise build or scan."""
+    parts, cells = [], []
+    for cell in run.cells:
+        if cell.device == device:
+            for attempt in run.repetitions(cell.key).values():
+                loop = attempt.sample_rows().latency("loop")
+                if loop.size:
+                    parts.append(loop / 1e6)
+                    cells.append(cell)
+    columns = ["device", "model", "variant", "threads", "xnnpack", "batch", "phase", "latency_ms"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    owner = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    data: dict[str, Any] = {}
+    for name in columns[:6]:  # categoricals as in run.samples: grouping them is what the figure does
+        values = [getattr(c, name) for c in cells]
+        if name in ("device", "model", "variant"):
+            labels = pd.Categorical(values)
+            data[name] = pd.Categorical.from_codes(labels.codes[owner], labels.categories)
+        else:
+            data[name] = np.asarray(values)[owner]
+    data["phase"] = pd.Categorical.from_codes(np.zeros(len(owner), np.int8), ["loop"])
+    data["latency_ms"] = np.concatenate(parts)
+    return pd.DataFrame(data, columns=columns)
+
+
+def start_plots(run: Run, out_dir: Path, formats: Iterable[str] = ("png", "svg"), cells: bool = True,
+                cell_formats: Iterable[str] = ("png",), cell_limit: int | None = None) -> PendingPlots:
+    """plot_run's work handed to forked worker processes, which draw while the caller goes on (the report's
+    tables and sections); with one worker the plots are drawn in `result()`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     formats, cell_formats = tuple(formats), tuple(cell_formats)
     summary = run.summary
     emulated = {d: bool(i.get("emulated")) for d, i in run.manifest.get("devices", {}).items()}
+    pending = PendingPlots(run.run_id, out_dir, formats, [], set(), {}, [], [], {})
     if summary.empty:
-        return []
+        return pending
     previous = _load_inputs(out_dir)
-    digests: dict[str, str] = {}
+    seen: dict[Path, bytes] = {}  # each stored file hashed once
     device_files = _device_sources(run)
-    slots: list[tuple[str, str, Path, str] | None] = []  # kind, device, stem, title (None where a cell goes)
-    jobs: list[tuple[str, Any, Path, tuple[str, ...]]] = []
-    fresh: set[int] = set()
-    with _quiet_gc():
-        for device in sorted(summary["device"].unique()):
-            extra = " (emulated)" if emulated.get(device) else ""
-            for kind in _DEVICE_FIGURES:
-                stem = out_dir / f"{kind}-{safe_name(device)}"
-                paths = [stem.with_name(f"{stem.name}.{ext}") for ext in formats]
-                digest = _digest(device_files.get(device, []), kind, device, extra, formats)
-                digests[stem.name] = digest
-                slots.append((kind, device, stem, TITLES[kind].format(device=f"{device}{extra}")))
-                if formats and previous.get(stem.name) == digest and all(p.is_file() for p in paths):
-                    fresh.add(len(slots) - 1)
-                else:
-                    jobs.append((kind, (device, extra), stem, formats))
-        timelines: list[PlotFile] = []
-        if cells:
-            timelines = _cell_plots(run, out_dir / "cells", cell_formats, cell_limit, previous, digests, jobs)
-        if any(job[0] in _DEVICE_FIGURES for job in jobs):
-            _SHARED.update(samples=run.samples, summary=summary)
+    jobs = pending.jobs
+    for device in sorted(summary["device"].unique()):
+        extra = " (emulated)" if emulated.get(device) else ""
+        for kind in _DEVICE_FIGURES:
+            if kind == "timelines" and not cells:
+                continue
+            stem = out_dir / f"{kind}-{safe_name(device)}"
+            paths = [stem.with_name(f"{stem.name}.{ext}") for ext in formats]
+            digest = _digest(device_files.get(device, []), kind, device, extra, formats, seen=seen)
+            pending.digests[stem.name] = digest
+            pending.slots.append((kind, device, stem, TITLES[kind].format(device=f"{device}{extra}")))
+            if formats and previous.get(stem.name) == digest and all(p.is_file() for p in paths):
+                pending.fresh.add(len(pending.slots) - 1)
+            else:
+                jobs.append((kind, (device, extra), stem, formats))
+    if cells:
+        pending.timelines = _cell_plots(run, out_dir / "cells", cell_formats, cell_limit, previous, pending.digests,
+                                        jobs, seen)
+    if any(job[0] in _DEVICE_FIGURES for job in jobs):
+        pending.shared.update(summary=summary, run=run)
+    workers = _plot_workers(len(jobs))
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _SHARED.update(pending.shared)  # the workers are forked at the first submit: they get it, and the run
         try:
-            drawn = dict(zip((job[2] for job in jobs), _render_all(jobs)))
+            with _quiet_gc():
+                pending.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+                pending.futures = [pending.pool.submit(_render, job) for job in jobs]
         finally:
             _SHARED.clear()
-    written = []
-    for i, slot in enumerate(slots):
-        assert slot is not None
-        kind, device, stem, title = slot
-        files = [stem.with_name(f"{stem.name}.{ext}") for ext in formats] if i in fresh else drawn.get(stem)
-        if files:
-            written.append(PlotFile(kind, title, files, run.run_id, device))
-        elif i not in fresh:
-            digests.pop(stem.name, None)  # nothing to draw (no sweep, no power): decide again next time
-    # keep what other sections recorded (drawn_unless_unchanged); forget this function's plots not drawn now
-    others = {k: v for k, v in _load_inputs(out_dir).items()
-              if not k.startswith("cells/") and k.split("-")[0] not in _DEVICE_FIGURES}
-    _save_inputs(out_dir, {**others, **digests})
-    return written + timelines
+    return pending
 
 
 def _device_sources(run: Run) -> dict[str, list[Path]]:
@@ -736,18 +922,6 @@ def _device_sources(run: Run) -> dict[str, list[Path]]:
         for attempt in run.attempts.get(cell.key, []):
             files += [attempt.samples_path, attempt.folder / "events.jsonl"]
     return out
-
-
-def _render_all(jobs: list[tuple[str, Any, Path, tuple[str, ...]]]) -> list[list[Path] | None]:
-    """Draw every job, in worker processes when there are enough (forked: they share the loaded run)."""
-    workers = _plot_workers(len(jobs))
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_render, jobs))
-    return [_render(job) for job in jobs]
 
 
 def _render(job: tuple[str, Any, Path, tuple[str, ...]]) -> list[Path] | None:
@@ -785,7 +959,8 @@ def select_cells(run: Run, limit: int | None) -> list[Any]:
 
 
 def _cell_plots(run: Run, out_dir: Path, formats: tuple[str, ...], limit: int | None, previous: dict[str, str],
-                digests: dict[str, str], jobs: list[tuple[str, Any, Path, tuple[str, ...]]]) -> list[PlotFile]:
+                digests: dict[str, str], jobs: list[tuple[str, Any, Path, tuple[str, ...]]],
+                seen: dict[Path, bytes] | None = None) -> list[PlotFile]:
     """The timelines to show; those whose inputs changed are added to jobs (drawn with the device plots)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = run.summary
@@ -800,23 +975,19 @@ def _cell_plots(run: Run, out_dir: Path, formats: tuple[str, ...], limit: int | 
                                 cell.device, cell.key, str(flags.get(cell.key, ""))))
         name = f"cells/{stem.name}"
         digests[name] = _digest([run.folder / "manifest.json", attempt.samples_path, attempt.folder / "events.jsonl"],
-                                "timeline", attempt.attempt, attempt.status, formats)
+                                "timeline", attempt.attempt, attempt.status, formats, seen=seen)
         if previous.get(name) != digests[name] or not all(p.is_file() for p in paths):
             stale.append((cell, stem))
     if not stale:
         return written
-    # one pass over each frame, not one filter per cell
-    samples, telemetry = run.samples, run.telemetry
-    by_cell_samples = dict(iter(samples.groupby(CELL, sort=False, observed=True))) if not samples.empty else {}
-    by_cell_tele = dict(iter(telemetry.groupby(CELL, sort=False, observed=True))) if not telemetry.empty else {}
-    empty_samples = pd.DataFrame({"phase": pd.Series([], dtype=str), "start_ns": pd.Series([], dtype="int64"),
-                                  "latency_ns": pd.Series([], dtype="int64")})
-    empty_tele = pd.DataFrame(columns=["phase", "t_s", "temp_c", "freq_min_mhz", "freq_max_mhz", "cpu_pct",
-                                       "proc_cpu_pct", "rss_mb"], dtype=float)
+    # each timeline from its own attempt (the one its title names): its samples and its telemetry rows, not a
+    # groupby of the run-wide frames (which mixed the cell's repetitions, each on its own clock)
     for cell, stem in stale:
-        ident = tuple(getattr(cell, c) for c in CELL)
-        trace = cell_trace(run, cell.key, by_cell_samples.get(ident, empty_samples),
-                           by_cell_tele.get(ident, empty_tele))
+        attempt = run.best(cell.key)
+        assert attempt is not None
+        values = telemetry_values(attempt)
+        telemetry = pd.DataFrame({name: pd.Series(values[name]) for name in TIMELINE_TELEMETRY})
+        trace = cell_trace(run, cell.key, attempt.samples(), telemetry)
         if trace is not None:
             jobs.append(("timeline", trace, stem, formats))
     return written

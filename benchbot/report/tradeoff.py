@@ -437,7 +437,8 @@ def _label_points(fig: Figure, ax: Any, xs: list[float], ys: list[float], areas:
     """Put each label next to its marker where it overlaps no other label or marker; a leader line when far."""
     from matplotlib.transforms import Bbox
 
-    fig.canvas.draw()
+    # no fig.canvas.draw() first: the limits and the layout are set, and text extents need only the renderer
+    # (a draw per panel was most of a report's Pareto plots)
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # the Agg canvas has one
     px_per_pt = fig.dpi / 72.0
     centres = ax.transData.transform(np.column_stack([xs, ys]))
@@ -580,13 +581,13 @@ def _size_refs(biggest: float) -> list[float]:
 def write_pareto_plots(data: ReportData, frame: pd.DataFrame, formats: Sequence[str] = ("png", "svg")
                        ) -> dict[tuple[str, bool], list[Path]]:
     """pareto-<device>[-emulated].<ext> under data.plot_dir, per device that has accuracy and latency."""
+    out: dict[tuple[str, bool], list[Path]] = {}
+    if data.plot_dir is None:  # before importing matplotlib (~1 s): `report --no-plots` draws nothing
+        return out
     from benchbot.plan import safe_name
     from benchbot.report.data import device_label
     from benchbot.report.plots import drawn_unless_unchanged
 
-    out: dict[tuple[str, bool], list[Path]] = {}
-    if data.plot_dir is None:
-        return out
     folder = Path(data.plot_dir)
     for device, emulated in data.devices():
         rows = frame[(frame["device"] == device) & (frame["emulated"].fillna(False).astype(bool) == emulated)]
