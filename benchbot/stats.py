@@ -202,6 +202,31 @@ class RunSpread:
     df: float
     runs: int
     cells: int
+    #: The cell's repetition variance (log scale) pooled over its runs, with its degrees of freedom: a side whose
+    #: own few repetitions happened to agree (all in one of a model's two speed modes) is judged with this instead.
+    rep_var: float | None = None
+    rep_df: float = 0.0
+
+
+def pooled_repetition_variance(runs: Iterable[Sequence[float]]) -> tuple[float, float] | None:
+    """(variance, degrees of freedom) of log repetition medians pooled over runs of one cell: sum (K-1) s² / sum (K-1).
+
+    None without a run of two repetitions."""
+    total, df = 0.0, 0
+    for reps in runs:
+        logs = _logs(reps)
+        if logs.size >= 2:
+            total += float(logs.var(ddof=1)) * (logs.size - 1)
+            df += logs.size - 1
+    return (total / df, float(df)) if df else None
+
+
+def _within(logs: np.ndarray, spread: RunSpread | None) -> tuple[float, float]:
+    """A side's repetition variance and its degrees of freedom: its own, or the cell's pooled one when larger."""
+    own = float(logs.var(ddof=1))
+    if spread is not None and spread.rep_var is not None and spread.rep_var > own and spread.rep_df > 0:
+        return spread.rep_var, spread.rep_df
+    return own, float(logs.size - 1)
 
 
 def run_to_run_spread(groups: Iterable[Mapping[Any, Sequence[float]]]) -> RunSpread | None:
@@ -278,8 +303,9 @@ def next_run_interval(rep_medians: Sequence[float] | np.ndarray, confidence: flo
     The next run of the same plan reports the geometric mean of K new repetition medians, so the
     interval is the textbook prediction interval for a future mean of K values on the log scale:
     mean ± t · sqrt(2 s²/K + 2 sd²), where sd is the device's run-to-run spread when earlier runs
-    showed it (`run_to_run_spread`; both runs carry a run effect) and t's degrees of freedom come from
-    Welch-Satterthwaite. Unlike a confidence interval of the mean it does not shrink to nothing as K
+    showed it (`run_to_run_spread`; both runs carry a run effect), s² the larger of this run's
+    repetition variance and the cell's pooled over its runs (`RunSpread.rep_var`), and t's degrees of
+    freedom come from Welch-Satterthwaite. Unlike a confidence interval of the mean it does not shrink to nothing as K
     grows: it says where the next run lands, which is what a reader of a benchmark table assumes.
     None without any repetition; no interval with one.
     """
@@ -291,7 +317,8 @@ def next_run_interval(rep_medians: Sequence[float] | np.ndarray, confidence: flo
     if k < 2:
         return RepetitionEstimate(math.exp(center), None, None, k, None)
     sd = float(logs.std(ddof=1))
-    parts = [(2.0 * sd * sd / k, float(k - 1))]
+    within, within_df = _within(logs, spread)
+    parts = [(2.0 * within / k, within_df)]
     if spread is not None:
         parts.append((2.0 * spread.sd * spread.sd, spread.df))
     half = _t_quantile(_satterthwaite(parts) if spread else k - 1, confidence) * math.sqrt(sum(v for v, _ in parts))
@@ -367,9 +394,8 @@ def ratio_of_repetitions(a: Sequence[float] | np.ndarray, b: Sequence[float] | n
 def _ratio_with_run_spread(la: np.ndarray, lb: np.ndarray, ratio: float, confidence: float, spread: RunSpread
                            ) -> RatioEstimate:
     """Welch's t on the log medians with the run effects' variance added (see `ratio_of_repetitions`)."""
-    parts = [(float(la.var(ddof=1)) / la.size, float(la.size - 1)), (float(lb.var(ddof=1)) / lb.size,
-                                                                      float(lb.size - 1)),
-             (2.0 * spread.sd * spread.sd, spread.df)]
+    (va, dfa), (vb, dfb) = _within(la, spread), _within(lb, spread)
+    parts = [(va / la.size, dfa), (vb / lb.size, dfb), (2.0 * spread.sd * spread.sd, spread.df)]
     variance = sum(v for v, _ in parts)
     diff = math.log(ratio)
     if variance == 0.0:

@@ -473,7 +473,7 @@ def summary_frame(run: Run) -> pd.DataFrame:
     spreads = _run_spreads(run, [(cell, rep_rows) for _, cell, _, _, rep_rows, _ in gathered])
     for index, cell, base, emulated, rep_rows, loop_ms in gathered:
         reps = run.repetitions(cell.key)
-        row = _aggregate(rep_rows, cell.repetitions, loop_ms, cell.batch, spreads.get(cell.device), known.get(index))
+        row = _aggregate(rep_rows, cell.repetitions, loop_ms, cell.batch, spreads.get(cell.key), known.get(index))
         status = run.status(cell.key)
         failures = [r["reason"] for r in sorted(rep_rows, key=lambda r: r["repetition"])
                     if r["status"] != "ok" and r.get("reason")]
@@ -501,18 +501,24 @@ def summary_frame(run: Run) -> pd.DataFrame:
 
 
 def _run_spreads(run: Run, cells: list[tuple[Any, list[dict[str, Any]]]]) -> dict[str, stats.RunSpread]:
-    """Each device's run-to-run spread, from this run and the device's earlier runs in the same results folder."""
+    """Each cell's run-to-run spread (by cell key), from this run and the device's earlier runs in the same
+    results folder: the device's pooled spread, or the cell's own when its runs show a larger one."""
     own = history.RunMedians(run.run_id, run.fingerprints)
+    identities = {}
     for cell, rep_rows in cells:
+        identities[cell.key] = history.identity(cell.device, cell.model_sha256, cell.threads, cell.xnnpack, cell.batch)
         medians = [r["p50_ms"] for r in _measured(rep_rows) if r["status"] == "ok"]
         if medians:
-            own.add(history.identity(cell.device, cell.model_sha256, cell.threads, cell.xnnpack, cell.batch), medians)
+            own.add(identities[cell.key], medians)
     runs = [own, *history.neighbours(run.folder, run.run_id, exclude=[run.run_id])]
+    pooled = {device: history.spread(device, run.fingerprints.get(device), runs)
+              for device in {cell.device for cell, _ in cells}}
     out = {}
-    for device in {cell.device for cell, _ in cells}:
-        found = history.spread(device, run.fingerprints.get(device), runs)
+    for cell, _ in cells:
+        found = history.cell_spread(cell.device, run.fingerprints.get(cell.device), runs, [identities[cell.key]],
+                                    pooled[cell.device])
         if found is not None:
-            out[device] = found
+            out[cell.key] = found
     return out
 
 

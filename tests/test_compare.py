@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -287,7 +288,11 @@ def test_the_next_run_interval_learns_the_run_to_run_spread_from_earlier_runs_on
     a2 = history.from_log(results / runs["ids"]["A2"])
     assert a1 is not None and a2 is not None
     learned = stats.run_to_run_spread([{0: a1.medians[k], 1: a2.medians[k]} for k in a1.medians])
-    expected = stats.next_run_interval(second["rep_p50_ms"], spread=learned)
+    [key] = a1.medians
+    within = stats.pooled_repetition_variance([a1.medians[key], a2.medians[key]])
+    assert learned is not None and within is not None
+    expected = stats.next_run_interval(second["rep_p50_ms"], spread=replace(learned, rep_var=within[0],
+                                                                             rep_df=within[1]))
     assert expected is not None and (second["p50_ci_lo_ms"], second["p50_ci_hi_ms"]) == pytest.approx(
         (expected.lo, expected.hi), rel=1e-9)
     report = run_cli(["report", runs["ids"]["A2"], "--format", "md", "--no-plots"], runs["env"])
@@ -328,3 +333,28 @@ def test_two_runs_are_judged_with_the_spread_of_the_other_cells_never_their_own(
     assert judged["new"].verdict == "slower" and judged["new"].ratio == pytest.approx(1.5, rel=1e-3)
     assert judged["old"].verdict == "not significant" and judged["old"].run_sd == pytest.approx(moved.sd)
     assert any("the intervals add a run-to-run spread of 0.0 % to" in n for n in result.notes)
+
+
+def test_a_cell_that_moves_more_than_the_others_is_judged_with_its_own_spread() -> None:
+    fp = {"hostname": "h", "cpu": "c", "cores": 2}
+    steady, moody = history.identity("d", "aa", 1, True, 1), history.identity("d", "bb", 1, True, 1)
+    runs = []
+    for i, shift in enumerate((1.0, 1.3, 1.0, 1.35)):  # the moody cell's process mode changes from run to run
+        run = history.RunMedians(f"r{i}", {"d": fp})
+        run.add(steady, [1.00 + 0.01 * i, 1.01, 0.99])
+        run.add(moody, [2.0 * shift, 2.02 * shift, 1.98 * shift])
+        runs.append(run)
+    pooled = history.spread("d", fp, runs, leave_out=[moody])
+    assert pooled is not None and pooled.sd < 0.01
+    own = history.cell_spread("d", fp, runs, [moody], pooled)
+    expected = stats.run_to_run_spread([{i: r.medians[moody] for i, r in enumerate(runs)}])
+    assert own is not None and expected is not None and (own.sd, own.df) == (expected.sd, expected.df)
+    assert own.sd > 0.1 and own.rep_var == stats.pooled_repetition_variance([r.medians[moody] for r in runs])[0]
+    steady_spread = history.cell_spread("d", fp, runs, [steady], pooled)
+    assert steady_spread is not None and steady_spread.sd == pooled.sd  # its own runs moved less: the pool
+    # the judged runs are not evidence of their own spread: without runs 0 and 1 only two runs remain
+    skipped = history.cell_spread("d", fp, runs, [moody], pooled, skip_runs=[0, 1])
+    two = stats.run_to_run_spread([{2: runs[2].medians[moody], 3: runs[3].medians[moody]}])
+    assert skipped is not None and two is not None and (skipped.sd, skipped.df) == (two.sd, two.df)
+    # another device's fingerprint shares nothing
+    assert history.cell_spread("d", {"hostname": "other"}, runs, [moody], None) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -221,3 +222,30 @@ def test_a_run_effect_is_covered_only_with_the_learned_spread(effect: str) -> No
             total += 1
     assert 0.92 <= inside / total <= 0.985
     assert inside_plain / total < 0.6
+
+
+def test_a_side_whose_repetitions_happened_to_agree_is_judged_with_the_cells_pooled_variance() -> None:
+    from scipy.stats import t as student
+
+    agreed = [1.00, 1.01, 0.99, 1.00, 1.00]  # five processes that all landed in one speed mode
+    earlier = [[1.0, 1.3, 1.0, 1.32, 0.98], [1.29, 1.0, 1.31, 1.3, 1.01]]  # the cell's runs show both modes
+    pooled = stats.pooled_repetition_variance(earlier + [agreed])
+    logs = [np.log(r) for r in earlier + [agreed]]
+    by_hand = sum(x.var(ddof=1) * (len(x) - 1) for x in logs) / sum(len(x) - 1 for x in logs)
+    assert pooled == pytest.approx((by_hand, 12.0), rel=1e-12)
+    assert stats.pooled_repetition_variance([[1.0], []]) is None
+    spread = stats.RunSpread(sd=0.0, df=8.0, runs=3, cells=1, rep_var=pooled[0], rep_df=pooled[1])
+    got = stats.next_run_interval(agreed, spread=spread)
+    half = student.ppf(0.975, 12) * math.sqrt(2 * by_hand / 5)
+    center = np.log(agreed).mean()
+    assert got is not None and (got.lo, got.hi) == pytest.approx((math.exp(center - half), math.exp(center + half)),
+                                                                 rel=1e-9)
+    # a side with more spread of its own keeps it
+    noisy = [1.0, 1.5, 0.7, 1.4, 0.8]
+    own = stats.next_run_interval(noisy, spread=replace(spread, rep_var=1e-6))
+    plain = stats.next_run_interval(noisy)
+    assert own is not None and plain is not None and (own.lo, own.hi) == pytest.approx((plain.lo, plain.hi))
+    # two runs of the cell: each side's variance is the larger of its own and the pool
+    ratio = stats.ratio_of_repetitions(agreed, [x * 1.3 for x in agreed], spread=spread)
+    tight = stats.ratio_of_repetitions(agreed, [x * 1.3 for x in agreed], spread=replace(spread, rep_var=None))
+    assert ratio is not None and tight is not None and ratio.lo < tight.lo and ratio.hi > tight.hi

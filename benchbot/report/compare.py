@@ -139,9 +139,11 @@ def run_spreads(a: Run, b: Run) -> tuple[SpreadFor, Callable[[Comparison], list[
 
     def spread_for(row_a: Any, row_b: Any) -> stats.RunSpread | None:
         device = str(row_b["device"])
-        leave_out = [history.identity(device, str(r.get("model_sha256") or ""), int(r["threads"]),
-                                      bool(r["xnnpack"]), int(r["batch"])) for r in (row_a, row_b)]
-        return history.spread(device, fingerprints.get(device), runs, leave_out=leave_out)
+        judged = [history.identity(device, str(r.get("model_sha256") or ""), int(r["threads"]),
+                                   bool(r["xnnpack"]), int(r["batch"])) for r in (row_a, row_b)]
+        pooled = history.spread(device, fingerprints.get(device), runs, leave_out=judged)
+        # the cell's own other runs, when they show it moving more; never A and B themselves (positions 0, 1)
+        return history.cell_spread(device, fingerprints.get(device), runs, judged, pooled, skip_runs=range(len(own)))
 
     def basis(result: Comparison) -> list[str]:
         notes = []

@@ -85,10 +85,12 @@ def interval_notes(summary: pd.DataFrame) -> list[str]:
         label = device_label(str(device), bool(emulated))
         runs = int(measured["run_sd_runs"].max() or 0)
         if runs >= 2:
-            sd = float(measured["run_sd"].dropna().iloc[0])
+            sds = measured["run_sd"].dropna().astype(float)
+            sd, top = float(sds.min()), float(sds.max())
             source = f"{runs} of its runs up to {run_id} (same device, model files and settings)"
-            lines.append(f"{label}: next run 95% adds a run-to-run spread of {100 * sd:.1f} % learned from {source}."
-                         if sd >= 0.0005 else
+            more = (f", and up to {100 * top:.1f} % for cells whose own runs moved more" if top - sd >= 0.0005 else "")
+            lines.append(f"{label}: next run 95% adds a run-to-run spread of {100 * sd:.1f} %{more}, learned from "
+                         f"{source}." if top >= 0.0005 else
                          f"{label}: {source} moved no more than their repetitions do, so next run 95% adds no "
                          "run-to-run spread.")
         else:
