@@ -123,19 +123,22 @@ def neighbours(folder: Path, up_to: str | None, exclude: Iterable[str] = ()) -> 
 
 
 def spread(device: str, fingerprint: Mapping[str, Any] | None, runs: Sequence[RunMedians],
-           leave_out: Iterable[Identity] = ()) -> stats.RunSpread | None:
+           leave_out: Iterable[Identity] = (), groups: Mapping[Identity, Mapping[int, list[float]]] | None = None
+           ) -> stats.RunSpread | None:
     """The run-to-run spread of `device` from the runs that measured it with this fingerprint, pooled over cells.
 
     `leave_out` drops cell identities from the estimate: `compare` judges a cell against a spread
     learned from the others, so a change in that cell cannot hide itself by inflating the spread.
     """
     left_out = set(leave_out)
-    return stats.run_to_run_spread(g for key, g in _groups(device, fingerprint, runs).items() if key not in left_out)
+    if groups is None:
+        groups = device_groups(device, fingerprint, runs)
+    return stats.run_to_run_spread(g for key, g in groups.items() if key not in left_out)
 
 
 def cell_spread(device: str, fingerprint: Mapping[str, Any] | None, runs: Sequence[RunMedians],
-                cells: Iterable[Identity], pooled: stats.RunSpread | None, skip_runs: Iterable[int] = ()
-                ) -> stats.RunSpread | None:
+                cells: Iterable[Identity], pooled: stats.RunSpread | None, skip_runs: Iterable[int] = (),
+                groups: Mapping[Identity, Mapping[int, list[float]]] | None = None) -> stats.RunSpread | None:
     """The spread one cell is judged with: the device's pooled spread, or the cell's own when it is larger,
     and the cell's repetition variance pooled over its runs (`RunSpread.rep_var`).
 
@@ -143,10 +146,12 @@ def cell_spread(device: str, fingerprint: Mapping[str, Any] | None, runs: Sequen
     (seen here: an int8 model at 0.19 or 0.26 ms per process) moves with the share of each, far more
     than the device's other cells. Its own runs show that, so when they give a larger spread than
     the pool, that one counts. `skip_runs` (positions in `runs`) are left out of the cell's own
-    estimate: the two runs `compare` judges must not vouch for their own difference.
+    estimate: the two runs `compare` judges must not vouch for their own difference. `groups` is
+    `device_groups(device, fingerprint, runs)` when the caller judges many cells of one device.
     """
     skip = set(skip_runs)
-    groups = _groups(device, fingerprint, runs)
+    if groups is None:
+        groups = device_groups(device, fingerprint, runs)
     best = pooled
     for key in set(cells):
         own = stats.run_to_run_spread([{i: v for i, v in groups.get(key, {}).items() if i not in skip}])
@@ -163,7 +168,7 @@ def cell_spread(device: str, fingerprint: Mapping[str, Any] | None, runs: Sequen
     return best
 
 
-def _groups(device: str, fingerprint: Mapping[str, Any] | None, runs: Sequence[RunMedians]
+def device_groups(device: str, fingerprint: Mapping[str, Any] | None, runs: Sequence[RunMedians]
             ) -> dict[Identity, dict[int, list[float]]]:
     """Per cell identity of `device`, the repetition medians of every run (by position) that measured it."""
     groups: dict[Identity, dict[int, list[float]]] = {}

@@ -511,12 +511,13 @@ def _run_spreads(run: Run, cells: list[tuple[Any, list[dict[str, Any]]]]) -> dic
         if medians:
             own.add(identities[cell.key], medians)
     runs = [own, *history.neighbours(run.folder, run.run_id, exclude=[run.run_id])]
-    pooled = {device: history.spread(device, run.fingerprints.get(device), runs)
-              for device in {cell.device for cell, _ in cells}}
+    devices = {cell.device for cell, _ in cells}
+    pooled = {device: history.spread(device, run.fingerprints.get(device), runs) for device in devices}
+    groups = {device: history.device_groups(device, run.fingerprints.get(device), runs) for device in devices}
     out = {}
     for cell, _ in cells:
         found = history.cell_spread(cell.device, run.fingerprints.get(cell.device), runs, [identities[cell.key]],
-                                    pooled[cell.device])
+                                    pooled[cell.device], groups=groups[cell.device])
         if found is not None:
             out[cell.key] = found
     return out

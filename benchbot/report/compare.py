@@ -137,13 +137,19 @@ def run_spreads(a: Run, b: Run) -> tuple[SpreadFor, Callable[[Comparison], list[
     runs = own + others
     fingerprints = b.fingerprints
 
+    by_device: dict[str, Any] = {}  # each device's cells across the runs, gathered once for all its cells
+
     def spread_for(row_a: Any, row_b: Any) -> stats.RunSpread | None:
         device = str(row_b["device"])
+        if device not in by_device:
+            by_device[device] = history.device_groups(device, fingerprints.get(device), runs)
+        groups = by_device[device]
         judged = [history.identity(device, str(r.get("model_sha256") or ""), int(r["threads"]),
                                    bool(r["xnnpack"]), int(r["batch"])) for r in (row_a, row_b)]
-        pooled = history.spread(device, fingerprints.get(device), runs, leave_out=judged)
+        pooled = history.spread(device, fingerprints.get(device), runs, leave_out=judged, groups=groups)
         # the cell's own other runs, when they show it moving more; never A and B themselves (positions 0, 1)
-        return history.cell_spread(device, fingerprints.get(device), runs, judged, pooled, skip_runs=range(len(own)))
+        return history.cell_spread(device, fingerprints.get(device), runs, judged, pooled, skip_runs=range(len(own)),
+                                   groups=groups)
 
     def basis(result: Comparison) -> list[str]:
         notes = []
