@@ -345,6 +345,37 @@ def t_quantile(df: float, p: float) -> float:
 
 
 @dataclass(frozen=True)
+class SpeedModes:
+    """A cell's repetitions fell into two groups: its processes run in one of two speed modes."""
+
+    fast_ms: float
+    slow_ms: float
+    fast: int  # repetitions in each group
+    slow: int
+
+
+def speed_modes(rep_medians: Sequence[float] | np.ndarray, gap: float = 0.10) -> SpeedModes | None:
+    """Two groups among four or more repetition medians, or None.
+
+    Some models' processes land in one of two speed modes (memory layout, the core they start on), and
+    the share of each moves from run to run: five repetitions then give a wide interval, and runs with
+    a lopsided draw look different. Saying so explains the width. Two groups: the widest gap between
+    neighbouring medians is at least `gap` (relative) and at least twice the spread inside either side.
+    """
+    logs = np.sort(_logs(rep_medians))
+    if logs.size < 4:
+        return None
+    gaps = np.diff(logs)
+    at = int(np.argmax(gaps))
+    widest = float(gaps[at])
+    low, high = logs[:at + 1], logs[at + 1:]
+    if widest < math.log1p(gap) or max(np.ptp(low), np.ptp(high)) > widest / 2:
+        return None
+    return SpeedModes(math.exp(float(np.median(low))), math.exp(float(np.median(high))), int(low.size),
+                      int(high.size))
+
+
+@dataclass(frozen=True)
 class RatioEstimate:
     """b / a from the repetition medians of two cells: Welch's t on their logs."""
 

@@ -249,3 +249,33 @@ def test_a_side_whose_repetitions_happened_to_agree_is_judged_with_the_cells_poo
     ratio = stats.ratio_of_repetitions(agreed, [x * 1.3 for x in agreed], spread=spread)
     tight = stats.ratio_of_repetitions(agreed, [x * 1.3 for x in agreed], spread=replace(spread, rep_var=None))
     assert ratio is not None and tight is not None and ratio.lo < tight.lo and ratio.hi > tight.hi
+
+
+def test_speed_modes_are_two_groups_apart_not_spread() -> None:
+    modes = stats.speed_modes([0.186, 0.261, 0.264, 0.187, 0.258])
+    assert modes is not None and (modes.fast, modes.slow) == (2, 3)
+    assert modes.fast_ms == pytest.approx(math.sqrt(0.186 * 0.187), rel=1e-12)
+    assert modes.slow_ms == pytest.approx(0.261, rel=1e-12)
+    assert stats.speed_modes([1.0, 1.02, 0.99, 1.01, 1.03]) is None          # one group
+    assert stats.speed_modes([1.0, 1.05, 1.10, 1.15, 1.20]) is None          # spread evenly: no gap stands out
+    assert stats.speed_modes([1.0, 1.08, 1.0, 1.08]) is None                 # 8 %: under the 10 % gap
+    assert stats.speed_modes([1.0, 1.3, 1.0]) is None                        # three repetitions say too little
+    one_slow = stats.speed_modes([1.0, 1.01, 0.99, 1.0, 1.4])               # one process in a slow spell counts
+    assert one_slow is not None and (one_slow.fast, one_slow.slow) == (4, 1)
+
+
+def test_the_report_names_cells_whose_repetitions_split_into_two_speed_groups() -> None:
+    import pandas as pd
+
+    from benchbot.report.table import mode_notes
+
+    rows = pd.DataFrame([
+        {"device": "pi", "emulated": False, "model": "m", "variant": "int8", "threads": 1, "xnnpack": True,
+         "batch": 1, "rep_p50_ms": [0.186, 0.261, 0.264, 0.187, 0.258]},
+        {"device": "pi", "emulated": False, "model": "m", "variant": "fp32", "threads": 1, "xnnpack": True,
+         "batch": 1, "rep_p50_ms": [1.0, 1.01, 0.99, 1.0, 1.02]},
+        {"device": "pi", "emulated": False, "model": "m", "variant": "fp16", "threads": 1, "xnnpack": True,
+         "batch": 1, "rep_p50_ms": [1.0, 1.3]}])
+    [line] = mode_notes(rows)
+    assert line.startswith("pi: repetitions in two speed groups") and line.endswith(
+        ": m/int8 t1 (2 at 0.186, 3 at 0.261 ms).")

@@ -14,7 +14,7 @@ import pandas as pd
 from benchbot import delegation
 from benchbot.report import answer, fmt
 from benchbot.report.data import RELATIVE_COLUMNS, ReportData, device_label, fingerprint_line
-from benchbot.vocab import CELL_KEY
+from benchbot.vocab import CELL_KEY, cell_label
 
 if TYPE_CHECKING:
     from benchbot.report.sections import Section
@@ -99,9 +99,31 @@ def interval_notes(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
+def mode_notes(summary: pd.DataFrame) -> list[str]:
+    """Per device, the cells whose repetitions split into two speed groups (`stats.speed_modes`): why their
+    intervals are wide, in one line."""
+    from benchbot import stats
+    from benchbot.report.data import rep_medians
+
+    found: dict[str, list[str]] = {}
+    for _, r in summary.iterrows():
+        medians = rep_medians(r)
+        modes = stats.speed_modes(medians) if len(medians) >= 4 else None
+        if modes is None:
+            continue
+        decimals = fmt.latency_decimals(modes.fast_ms)
+        label = fmt.name(cell_label(r["model"], r["variant"], r["threads"], r["xnnpack"], r["batch"]))
+        found.setdefault(device_label(str(r["device"]), bool(r.get("emulated"))), []).append(
+            f"{label} ({modes.fast} at {modes.fast_ms:.{decimals}f}, {modes.slow} at {modes.slow_ms:.{decimals}f} ms)")
+    return [f"{device}: repetitions in two speed groups, processes that run in one of two modes, so the interval "
+            f"is wide and another run may draw a different share (more repetitions, or an A/B inside one run, "
+            f"tell such cells apart): {'; '.join(cells)}." for device, cells in found.items()]
+
+
 def column_notes(summary: pd.DataFrame) -> list[str]:
     """The notes under the table: the columns, each device's interval basis, and power when there is any."""
-    return COLUMN_NOTES + interval_notes(summary) + ([POWER_NOTE] if has_power(summary) else [])
+    return COLUMN_NOTES + interval_notes(summary) + mode_notes(summary) + ([POWER_NOTE] if has_power(summary)
+                                                                           else [])
 
 
 POWER_NOTE = ("W: mean board power over the timed loop; mJ/inf: its energy ÷ inferences (absent: no power "
@@ -263,7 +285,7 @@ def to_markdown(data: ReportData | pd.DataFrame, sections: list[Section] | None 
         lines.extend(f"- {label} (run {run_id}): {fingerprint_line(fp)}" for label, (run_id, fp) in devices)
         lines.append("")
     lines.append(f"Relative column: {relative_words(data.baseline)}")
-    lines.extend(COLUMN_NOTES + interval_notes(summary))
+    lines.extend(COLUMN_NOTES + interval_notes(summary) + mode_notes(summary))
     if "power_mean_w" in columns:
         lines.append(POWER_NOTE)
     lines.append("")
