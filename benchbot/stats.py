@@ -266,9 +266,9 @@ def run_to_run_spread(groups: Iterable[Mapping[Any, Sequence[float]]]) -> RunSpr
     if df == 0:
         return None
     variance = max(total / df, 0.0)
-    runs = len(deviations)
-    if variance == 0.0 or runs < 2:
-        return RunSpread(math.sqrt(variance), float(df), runs, cells)
+    runs = len(deviations)  # at least two: every cell counted was measured in two runs
+    if variance == 0.0:
+        return RunSpread(0.0, float(df), runs, cells)
     cells_per_run = float(np.mean([len(d) for d in deviations.values()]))
     if cells_per_run > 1:
         run_means = np.array([np.mean(d) for d in deviations.values()])

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from benchbot import delegation
+from benchbot import delegation, stats
 from benchbot.report import answer, fmt
-from benchbot.report.data import RELATIVE_COLUMNS, ReportData, device_label, fingerprint_line
+from benchbot.report.data import RELATIVE_COLUMNS, ReportData, device_label, fingerprint_line, rep_medians
 from benchbot.vocab import CELL_KEY, cell_label
 
 if TYPE_CHECKING:
@@ -102,13 +102,9 @@ def interval_notes(summary: pd.DataFrame) -> list[str]:
 def mode_notes(summary: pd.DataFrame) -> list[str]:
     """Per device, the cells whose repetitions split into two speed groups (`stats.speed_modes`): why their
     intervals are wide, in one line."""
-    from benchbot import stats
-    from benchbot.report.data import rep_medians
-
     found: dict[str, list[str]] = {}
     for _, r in summary.iterrows():
-        medians = rep_medians(r)
-        modes = stats.speed_modes(medians) if len(medians) >= 4 else None
+        modes = stats.speed_modes(rep_medians(r))
         if modes is None:
             continue
         decimals = fmt.latency_decimals(modes.fast_ms)
