@@ -68,13 +68,7 @@ class Transport(abc.ABC):
         """
 
     @abc.abstractmethod
-    def run(
-        self,
-        argv: list[str],
-        stdin: bytes,
-        on_line: Callable[[str], None],
-        deadline_s: float,
-    ) -> CommandResult:
+    def run(self, argv: list[str], stdin: bytes, on_line: Callable[[str], None], deadline_s: float) -> CommandResult:
         """Run `argv` on the device, feed it `stdin`, call `on_line` for every stdout line as it arrives.
 
         Kills the command (its whole process group) when `deadline_s` seconds pass.

@@ -29,13 +29,7 @@ class LocalTransport(Transport):
             raise TransportError(f"{local} does not exist")
         return str(local.resolve())
 
-    def run(
-        self,
-        argv: list[str],
-        stdin: bytes,
-        on_line: Callable[[str], None],
-        deadline_s: float,
-    ) -> CommandResult:
+    def run(self, argv: list[str], stdin: bytes, on_line: Callable[[str], None], deadline_s: float) -> CommandResult:
         try:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

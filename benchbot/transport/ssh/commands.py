@@ -56,13 +56,7 @@ class RemoteCommands(Connection):
             raise TransportError(f"{self.name}: connection lost")
         return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
-    def run(
-        self,
-        argv: list[str],
-        stdin: bytes,
-        on_line: Callable[[str], None],
-        deadline_s: float,
-    ) -> CommandResult:
+    def run(self, argv: list[str], stdin: bytes, on_line: Callable[[str], None], deadline_s: float) -> CommandResult:
         """Run argv (each word shell-quoted) streaming stdout lines; see the module notes for killing."""
         if not argv:
             raise ValueError("empty argv")
