@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from benchbot.version import __version__
 
 __all__ = ["Run", "__version__", "list_runs", "load_run"]
 

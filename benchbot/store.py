@@ -57,9 +57,9 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from benchbot import __version__
 from benchbot.errors import BenchbotError
 from benchbot.plan import Cell, Plan, Unit
+from benchbot.version import __version__
 
 FORMAT = "benchbot-run"
 FORMAT_VERSION = 3

@@ -15,8 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from benchbot import __version__
 from benchbot.errors import BenchbotError, PartialRun, RunFailed
+from benchbot.version import __version__
 
 if TYPE_CHECKING:
     from benchbot.api.devices import (

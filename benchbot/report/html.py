@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
-from benchbot import __version__
 from benchbot.report import table
 from benchbot.report.data import ReportData, cell_id, device_label, fingerprint_line
+from benchbot.version import __version__
 
 if TYPE_CHECKING:
     import pandas as pd
