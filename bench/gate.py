@@ -14,7 +14,7 @@ variant name, `bench/models/gate/slower/convnet`). Then:
 * **Detection of a real change**: `benchbot compare A1 SLOWER`: is the deeper CNN called slower (exit 1)?
 * **Detection of injected slowdowns**: for every A/A pair and cell, B's repetition medians multiplied by
   1.05, 1.10 and 1.20 (real noise, a known shift) and judged by the gate's own rule
-  (`benchbot.report.compare.verdict` on `stats.ratio_of_repetitions`): the share called slower.
+  (`benchbot.report.compare.judge`: `stats.ratio_of_repetitions`, the factor, speed modes): the share called slower.
 
 * **A/B inside one run** (`--in-run N`, default 3): N runs that each hold the CNN three times, named with
   `NAME=PATH`: `base` and `twin` (the same file) and `slower` (one layer deeper). Their repetitions run
@@ -79,8 +79,7 @@ def gate(results: Path, a: str, b: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from benchbot import stats
-    from benchbot.report.compare import run_spreads, verdict
+    from benchbot.report.compare import judge, run_spreads
     from benchbot.summary import load_run
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -128,10 +127,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for a, b in itertools.combinations(runs, 2):
             sa, sb = loaded[a["run_id"]].summary.set_index("key"), loaded[b["run_id"]].summary.set_index("key")
             for key in sa.index:
-                est = stats.ratio_of_repetitions(sa.at[key, "rep_p50_ms"], [m * factor for m in sb.at[key, "rep_p50_ms"]],
-                                                 spread=spreads[(a["run_id"], b["run_id"])](sa.loc[key], sb.loc[key]))
+                ma, mb = list(sa.at[key, "rep_p50_ms"]), [m * factor for m in sb.at[key, "rep_p50_ms"]]
                 total += 1
-                called += est is not None and verdict(est.lo, est.hi, 1.05) == "slower"
+                if ma and mb:
+                    run_sd = spreads[(a["run_id"], b["run_id"])](sa.loc[key], sb.loc[key])
+                    called += judge(ma, mb, 1.05, spread=run_sd)[1] == "slower"
         injected[f"{factor:.2f}"] = {"called_slower": called, "cells": total}
 
     result = {

@@ -376,6 +376,48 @@ def speed_modes(rep_medians: Sequence[float] | np.ndarray, gap: float = 0.10) ->
 
 
 @dataclass(frozen=True)
+class SpeedMix:
+    """Two sides whose repetitions fall into the same two speed groups, at the same speeds in every group
+    both sides reached: they differ in how many processes landed in each group, not in how fast either is."""
+
+    fast_ms: float
+    slow_ms: float
+    fast_a: int  # repetitions of each side in each group
+    slow_a: int
+    fast_b: int
+    slow_b: int
+
+
+def speed_mix(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, factor: float,
+              gap: float = 0.10) -> SpeedMix | None:
+    """The two sides' repetition medians as one mixture of two speed modes (`speed_modes` on both sides
+    together), or None.
+
+    On a device whose processes run in one of two modes, the share of each moves from run to run, so a
+    run that drew four fast processes of five and one that drew none differ by Welch's t on the means
+    while nothing changed. A real change moves the modes themselves. So this is a mix only when a group
+    holds repetitions of both sides and, in every such group, the sides' speeds agree within `factor`;
+    sides that share no group (a shift of every process) are not a mix.
+    """
+    la, lb = _logs(a), _logs(b)
+    modes = speed_modes(np.exp(np.concatenate([la, lb])), gap)
+    if modes is None:
+        return None
+    split = math.log(modes.fast_ms) + (math.log(modes.slow_ms) - math.log(modes.fast_ms)) / 2
+    shared = 0
+    for low in (True, False):
+        ga, gb = (la[la < split], lb[lb < split]) if low else (la[la >= split], lb[lb >= split])
+        if ga.size and gb.size:
+            shared += 1
+            if abs(float(np.mean(gb) - np.mean(ga))) > math.log(factor):
+                return None
+    if not shared:
+        return None
+    return SpeedMix(modes.fast_ms, modes.slow_ms, int((la < split).sum()), int((la >= split).sum()),
+                    int((lb < split).sum()), int((lb >= split).sum()))
+
+
+@dataclass(frozen=True)
 class RatioEstimate:
     """b / a from the repetition medians of two cells: Welch's t on their logs."""
 

@@ -17,7 +17,7 @@ import benchbot
 from benchbot import history, stats
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import ZOO_DIR, load_family
-from benchbot.report.compare import compare, compare_models, run_spreads, verdict
+from benchbot.report.compare import compare, compare_models, judge, run_spreads, verdict
 from benchbot.store import SAMPLES_HEADER, encode_chunk, read_samples_bin
 from tests.conftest import QUICK, md_rows, run_cli
 
@@ -78,6 +78,18 @@ def test_verdict_needs_the_whole_interval_beyond_the_factor() -> None:
     assert verdict(0.80, 0.93, 1.05) == "faster"
     assert verdict(0.80, 0.96, 1.05) == "not significant"   # 0.96 > 1/1.05
     assert verdict(None, None, 1.05) == "not significant"   # one repetition: no evidence
+
+
+def test_the_gate_does_not_call_a_cell_whose_processes_only_changed_speed_mode_shares() -> None:
+    fast_then_slow = [0.190, 0.191, 0.189, 0.190, 0.260], [0.260, 0.261, 0.259, 0.262, 0.258]
+    estimate, called, note = judge(*fast_then_slow, 1.05)
+    assert verdict(estimate.lo, estimate.hi, 1.05) == "slower"   # Welch alone calls it
+    assert called == "not significant"
+    assert note == "speed modes 0.190/0.260 ms in both: A 4 fast + 1 slow, B 0 + 5; only the share moved"
+    # a cell whose processes agree, made ~15 % slower in every process, is still called, without the note
+    fast = [0.190, 0.191, 0.189, 0.190, 0.192]
+    assert judge(fast, [x * 1.15 for x in fast], 1.05)[1:] == ("slower", "")
+    assert judge([1.0, 1.01, 0.99], [1.0, 1.02, 0.98], 1.05)[1:] == ("not significant", "")
 
 
 # ----------------------------------------------------------------------------- real runs

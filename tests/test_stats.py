@@ -264,6 +264,22 @@ def test_speed_modes_are_two_groups_apart_not_spread() -> None:
     assert one_slow is not None and (one_slow.fast, one_slow.slow) == (4, 1)
 
 
+def test_a_speed_mix_is_the_same_two_speeds_in_other_shares() -> None:
+    # run 1 of the gate drew four fast tweet-mobile int8 processes of five, a later run none (0.19 / 0.26 ms)
+    mix = stats.speed_mix([0.190, 0.191, 0.189, 0.190, 0.260], [0.260, 0.261, 0.259, 0.262, 0.258], 1.05)
+    assert mix is not None and (mix.fast_a, mix.slow_a, mix.fast_b, mix.slow_b) == (4, 1, 0, 5)
+    assert mix.fast_ms == pytest.approx(0.190, rel=1e-12) and mix.slow_ms == pytest.approx(0.260, rel=1e-12)
+    # every process 15 % slower: the sides share no group, a shift and not a mix
+    assert stats.speed_mix([1.0, 1.01, 0.99, 1.0, 1.0], [1.15, 1.16, 1.14, 1.15, 1.15], 1.05) is None
+    # both modes moved 15 % (one more layer): no clean two groups across the sides
+    assert stats.speed_mix([0.19, 0.19, 0.19, 0.26, 0.26], [0.22, 0.22, 0.22, 0.30, 0.30], 1.05) is None
+    # the slow mode moved by 8 % while the fast one stayed: a group both reach disagrees beyond the factor
+    assert stats.speed_mix([0.19, 0.19, 0.19, 0.26, 0.26], [0.19, 0.19, 0.19, 0.28, 0.28], 1.05) is None
+    assert stats.speed_mix([0.19, 0.19, 0.19, 0.26, 0.26], [0.19, 0.19, 0.19, 0.28, 0.28], 1.10) is not None
+    # every side in one mode, each in another: nothing shows the speeds agree
+    assert stats.speed_mix([0.19, 0.19, 0.19, 0.19], [0.26, 0.26, 0.26, 0.26], 1.05) is None
+
+
 def test_the_report_names_cells_whose_repetitions_split_into_two_speed_groups() -> None:
     import pandas as pd
 

@@ -97,6 +97,29 @@ def verdict(lo: float | None, hi: float | None, factor: float) -> str:
     return "not significant"
 
 
+def judge(ma: list[float], mb: list[float], factor: float, confidence: float = CONFIDENCE,
+          spread: stats.RunSpread | None = None) -> tuple[stats.RatioEstimate, str, str]:
+    """The gate's rule for one cell from its repetition medians: (the ratio B/A, the verdict, a note).
+
+    A side beyond the factor is not called slower or faster when the two sides are one mixture of two
+    speed modes at the same speeds (`stats.speed_mix`): then they differ only in how many processes
+    landed in each mode, which moves between runs of identical code, and the note says so.
+    """
+    estimate = stats.ratio_of_repetitions(ma, mb, confidence, spread)
+    if estimate is None:
+        raise ValueError("a side has no repetition medians")
+    called = verdict(estimate.lo, estimate.hi, factor)
+    if called == "not significant":
+        return estimate, called, ""
+    mix = stats.speed_mix(ma, mb, factor)
+    if mix is None:
+        return estimate, called, ""
+    decimals = fmt.latency_decimals(mix.fast_ms)
+    return estimate, "not significant", (
+        f"speed modes {fmt.fixed(mix.fast_ms, decimals)}/{fmt.fixed(mix.slow_ms, decimals)} ms in both: "
+        f"A {mix.fast_a} fast + {mix.slow_a} slow, B {mix.fast_b} + {mix.slow_b}; only the share moved")
+
+
 def _label(key: tuple) -> str:
     device, emulated, model, variant, threads, xnnpack, batch = key
     return f"{device_label(device, emulated)} {cell_label(model, variant, threads, xnnpack, batch)}"
@@ -196,7 +219,16 @@ def compare_models(run: Run, model_a: str, model_b: str, factor: float = 1.05,
     if any(c.emulated for c in result.cells):
         result.notes.append("Emulated cells compare QEMU on the host with itself: useful for catching regressions "
                             "in a model, not for device speed.")
+    if any("speed modes" in c.note for c in result.cells):
+        result.notes.append(SPEED_MIX_NOTE)
     return result
+
+
+SPEED_MIX_NOTE = ("Cells noted 'speed modes' are beyond the factor only because their processes ran in one of two "
+                  "modes at the same two speeds on both sides, in other shares; the share moves between runs of "
+                  "identical code, so they are not called. A change that only sends more processes into the slow "
+                  "mode would look the same: compare inside one run (--models OLD,NEW) with more repetitions to "
+                  "tell.")
 
 
 def _checked_factor(factor: float) -> float:
@@ -223,9 +255,8 @@ def _judge(result: Comparison, rows_a: dict[tuple, Any], rows_b: dict[tuple, Any
             result.no_data.append(f"{_label(key)}: no finished repetition in {which} to compare")
             continue
         spread = spread_for(row_a, row_b) if spread_for else None
-        estimate = stats.ratio_of_repetitions(ma, mb, result.confidence, spread)
-        assert estimate is not None
-        notes = []
+        estimate, called, mixed = judge(ma, mb, result.factor, result.confidence, spread)
+        notes = [mixed] if mixed else []
         if (same_model_expected and row_a.get("model_sha256") and row_b.get("model_sha256")
                 and row_a["model_sha256"] != row_b["model_sha256"]):
             notes.append("different model file")
@@ -235,7 +266,7 @@ def _judge(result: Comparison, rows_a: dict[tuple, Any], rows_b: dict[tuple, Any
             device=key[0], emulated=key[1], model=key[2], variant=key[3], threads=int(key[4]), xnnpack=key[5],
             batch=int(key[6]), reps_a=len(ma), reps_b=len(mb), p50_a_ms=float(row_a["p50_ms"]),
             p50_b_ms=float(row_b["p50_ms"]), ratio=estimate.ratio, ratio_ci_lo=estimate.lo, ratio_ci_hi=estimate.hi,
-            p_value=estimate.p_value, verdict=verdict(estimate.lo, estimate.hi, result.factor),
+            p_value=estimate.p_value, verdict=called,
             flags_a=str(row_a.get("flags") or ""), flags_b=str(row_b.get("flags") or ""), note=", ".join(notes),
             run_sd=spread.sd if spread else None,
         ))
@@ -249,8 +280,10 @@ def _notes(a: Run, b: Run, result: Comparison) -> list[str]:
         if changed:
             notes.append(f"{device} differs between the runs ({', '.join(changed)}): A is {fingerprint_line(fa[device])}"
                          f"; B is {fingerprint_line(fb[device])}")
-    if any(c.note for c in result.cells):
+    if any("different model file" in c.note for c in result.cells):
         notes.append("Some cells ran a different model file (sha256) under the same name; see the note column.")
+    if any("speed modes" in c.note for c in result.cells):
+        notes.append(SPEED_MIX_NOTE)
     if any(c.emulated for c in result.cells):
         notes.append("Emulated cells compare QEMU on the host with itself: useful for catching regressions in "
                      "benchbot or a model, not for device speed.")
