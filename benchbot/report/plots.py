@@ -406,6 +406,18 @@ def _throttled_spans(tele: pd.DataFrame, tolerance: float = 0.02, top_mhz: float
     return spans
 
 
+def _series_panel(ax: Any, absent: str | None, tele: pd.DataFrame, column: str, color: str,
+                  ylabel: str) -> pd.Series | None:
+    """One telemetry column over time on `ax` (its readings, for the caller's limits), or why it is absent."""
+    if absent is not None:
+        _absent(ax, absent)
+        return None
+    points = tele[["t_s", column]].dropna()
+    ax.plot(points["t_s"], points[column], color=color, marker=".", ms=3)
+    ax.set_ylabel(ylabel)
+    return points[column]
+
+
 def _absent(ax: Any, text: str) -> None:
     ax.set_facecolor(ABSENT_FACE)
     ax.set_yticks([])
@@ -486,14 +498,10 @@ def timeline_figure(trace: CellTrace) -> Figure:
     else:
         _absent(ax_lat, "no latency samples stored for this cell")
 
-    # temperature
-    if "temp" in trace.absent:
-        _absent(ax_temp, trace.absent["temp"])
-    else:
-        t = tele[["t_s", "temp_c"]].dropna()
-        ax_temp.plot(t["t_s"], t["temp_c"], color="#d62728", marker=".", ms=3)
-        ax_temp.set_ylabel("temp (°C)")
-        lo, hi = float(t["temp_c"].min()), float(t["temp_c"].max())
+    # temperature: a margin of at least a degree around its range
+    t = _series_panel(ax_temp, trace.absent.get("temp"), tele, "temp_c", "#d62728", "temp (°C)")
+    if t is not None:
+        lo, hi = float(t.min()), float(t.max())
         ax_temp.set_ylim(lo - max(1.0, 0.1 * (hi - lo)), hi + max(1.0, 0.1 * (hi - lo)))
     # CPU frequency: the slowest and fastest core
     if "freq" in trace.absent:
@@ -520,15 +528,10 @@ def timeline_figure(trace: CellTrace) -> Figure:
         ax_cpu.set_ylim(0, max(105.0, top * 1.1) * 1.35)
         ax_cpu.set_ylabel("CPU (%)")
         ax_cpu.legend(loc="upper right", fontsize=7, ncol=2, frameon=True, framealpha=0.8)
-    # memory
-    if "rss" in trace.absent:
-        _absent(ax_rss, trace.absent["rss"])
-    else:
-        r = tele[["t_s", "rss_mb"]].dropna()
-        ax_rss.plot(r["t_s"], r["rss_mb"], color="#8c564b", marker=".", ms=3)
-        ax_rss.set_ylabel("RSS (MB)")
-        top = float(r["rss_mb"].max())
-        ax_rss.set_ylim(0, top * 1.2)
+    # memory, from zero
+    r = _series_panel(ax_rss, trace.absent.get("rss"), tele, "rss_mb", "#8c564b", "RSS (MB)")
+    if r is not None:
+        ax_rss.set_ylim(0, float(r.max()) * 1.2)
     if not power.empty:
         _power_panel(axes[5], power)
     axes[-1].set_xlabel("time from the start of the timed loop (s)")
