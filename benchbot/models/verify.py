@@ -41,25 +41,25 @@ class _Reader:
         if pos < 0 or length < 0 or pos + length > self.size:
             raise DamagedModel(f"{what} lies outside the file (bytes {pos}..{pos + length})")
 
+    def scalar(self, kind: struct.Struct, pos: int, what: str) -> int:
+        """One little-endian integer of `kind` at `pos`, after checking it lies inside the file."""
+        self.need(pos, kind.size, what)
+        return int(kind.unpack_from(self.buf, pos)[0])
+
     def u8(self, pos: int, what: str) -> int:
-        self.need(pos, 1, what)
-        return _U8.unpack_from(self.buf, pos)[0]
+        return self.scalar(_U8, pos, what)
 
     def u16(self, pos: int, what: str) -> int:
-        self.need(pos, 2, what)
-        return _U16.unpack_from(self.buf, pos)[0]
+        return self.scalar(_U16, pos, what)
 
     def i32(self, pos: int, what: str) -> int:
-        self.need(pos, 4, what)
-        return _I32.unpack_from(self.buf, pos)[0]
+        return self.scalar(_I32, pos, what)
 
     def u32(self, pos: int, what: str) -> int:
-        self.need(pos, 4, what)
-        return _U32.unpack_from(self.buf, pos)[0]
+        return self.scalar(_U32, pos, what)
 
     def u64(self, pos: int, what: str) -> int:
-        self.need(pos, 8, what)
-        return _U64.unpack_from(self.buf, pos)[0]
+        return self.scalar(_U64, pos, what)
 
     def deref(self, pos: int, what: str) -> int:
         """The target of the uoffset stored at `pos`."""
