@@ -85,7 +85,8 @@ def test_the_gate_does_not_call_a_cell_whose_processes_only_changed_speed_mode_s
     estimate, called, note = judge(*fast_then_slow, 1.05)
     assert verdict(estimate.lo, estimate.hi, 1.05) == "slower"   # Welch alone calls it
     assert called == "not significant"
-    assert note == "speed modes 0.190/0.260 ms in both: A 4 fast + 1 slow, B 0 + 5; only the share moved"
+    assert note == ("speed modes 0.190/0.260 ms: A 4 fast + 1 slow, B 0 + 5, at the same speeds; "
+                    "only the share moved")
     # a cell whose processes agree, made ~15 % slower in every process, is still called, without the note
     fast = [0.190, 0.191, 0.189, 0.190, 0.192]
     assert judge(fast, [x * 1.15 for x in fast], 1.05)[1:] == ("slower", "")

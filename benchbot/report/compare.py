@@ -116,8 +116,9 @@ def judge(ma: list[float], mb: list[float], factor: float, confidence: float = C
         return estimate, called, ""
     decimals = fmt.latency_decimals(mix.fast_ms)
     return estimate, "not significant", (
-        f"speed modes {fmt.fixed(mix.fast_ms, decimals)}/{fmt.fixed(mix.slow_ms, decimals)} ms in both: "
-        f"A {mix.fast_a} fast + {mix.slow_a} slow, B {mix.fast_b} + {mix.slow_b}; only the share moved")
+        f"speed modes {fmt.fixed(mix.fast_ms, decimals)}/{fmt.fixed(mix.slow_ms, decimals)} ms: "
+        f"A {mix.fast_a} fast + {mix.slow_a} slow, B {mix.fast_b} + {mix.slow_b}, at the same speeds; only the "
+        "share moved")
 
 
 def _label(key: tuple) -> str:
