@@ -196,7 +196,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"- next run's p50 inside the previous run's interval: **{cov['inside']} of {cov['pairs']}** "
         f"({100 * cov['inside'] / max(1, cov['pairs']):.0f} %); median half-width **{r['halfwidth_pct']['median']:.1f} %** "
         f"of p50; medians moved {100 * cov['abs_rel_diff']['median']:.1f} % (median over cells and pairs)",
-        f"- of those, intervals of a run with no earlier run (the repetitions' spread only): "
+        f"- of those, intervals of a run with no earlier run (the repetitions' spread and the assumed run-to-run spread, `stats.ASSUMED_RUN_SPREAD`): "
         f"**{cov['no_history_inside']} of {cov['no_history_pairs']}**, median half-width "
         f"{(r['halfwidth_pct_no_history'] or {}).get('median', float('nan')):.1f} %; intervals with the run-to-run "
         f"spread of the earlier runs, against later runs: **{cov['forward_history_inside']} of "

@@ -208,6 +208,16 @@ class RunSpread:
     rep_df: float = 0.0
 
 
+#: The run-to-run spread a device's next-run intervals assume until two of its runs measure one
+#: (`benchbot.history`). One run cannot see how far a whole run moves, and without it the interval is the
+#: repetitions' spread alone: on this 2-core VM, whose back-to-back runs moved 3.0-3.9 % (median |difference|,
+#: bench/gate.py), that covered the next run in 11 of 45 cells at a 2.5 % half-width. 3 % is about what those
+#: moves imply (an sd of 3.1-4.1 %) and what CPython's benchmark team sees on dedicated machines (±2.5 %); 4
+#: degrees of freedom say it is a guess. A later run replaces it with the measured spread, and the report says
+#: which one an interval holds (`run_sd_runs` 0: assumed).
+ASSUMED_RUN_SPREAD = RunSpread(sd=0.03, df=4.0, runs=0, cells=0)
+
+
 def pooled_repetition_variance(runs: Iterable[Sequence[float]]) -> tuple[float, float] | None:
     """(variance, degrees of freedom) of log repetition medians pooled over runs of one cell: sum (K-1) s² / sum (K-1).
 

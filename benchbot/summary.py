@@ -502,7 +502,8 @@ def summary_frame(run: Run) -> pd.DataFrame:
 
 def _run_spreads(run: Run, cells: list[tuple[Any, list[dict[str, Any]]]]) -> dict[str, stats.RunSpread]:
     """Each cell's run-to-run spread (by cell key), from this run and the device's earlier runs in the same
-    results folder: the device's pooled spread, or the cell's own when its runs show a larger one."""
+    results folder: the device's pooled spread, or the cell's own when its runs show a larger one; before a
+    device has two runs of any cell, `stats.ASSUMED_RUN_SPREAD`."""
     own = history.RunMedians(run.run_id, run.fingerprints)
     identities = {}
     for cell, rep_rows in cells:
@@ -518,8 +519,7 @@ def _run_spreads(run: Run, cells: list[tuple[Any, list[dict[str, Any]]]]) -> dic
     for cell, _ in cells:
         found = history.cell_spread(cell.device, run.fingerprints.get(cell.device), runs, [identities[cell.key]],
                                     pooled[cell.device], groups=groups[cell.device])
-        if found is not None:
-            out[cell.key] = found
+        out[cell.key] = found if found is not None else stats.ASSUMED_RUN_SPREAD
     return out
 
 

@@ -83,3 +83,21 @@ def tflite214_python() -> str | None:
         return path
     default = REPO / ".venv-tflite214" / "bin" / "python"
     return str(default) if default.exists() else None
+
+
+def first_run_headline_by_hand(medians: list[float], run_sd: float = 0.03, run_df: float = 4.0
+                               ) -> tuple[float, float, float]:
+    """Geometric mean and next-run interval of a device's first run in its results folder, written out.
+
+    mean ± t(ν) · sqrt(2 s²/k + 2 σ²) on the logs, where σ is the run-to-run spread assumed until a second
+    run measures one (3 % with 4 degrees of freedom) and ν comes from Welch-Satterthwaite; scipy only for t.
+    """
+    import numpy as np
+    from scipy.stats import t as student
+
+    logs = np.log(medians)
+    k = len(logs)
+    within, between = 2 * logs.var(ddof=1) / k, 2 * run_sd ** 2
+    nu = (within + between) ** 2 / (within ** 2 / (k - 1) + between ** 2 / run_df)
+    half = student.ppf(0.975, nu) * np.sqrt(within + between)
+    return float(np.exp(logs.mean())), float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))

@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import benchbot
@@ -295,7 +294,7 @@ def test_the_next_run_interval_learns_the_run_to_run_spread_from_earlier_runs_on
     first = benchbot.load_run(runs["ids"]["A1"], results=results).summary.iloc[0]
     second = benchbot.load_run(runs["ids"]["A2"], results=results).summary.iloc[0]
     # A1 came first: later runs (A2, C, D hold the same file) do not change what it reported
-    assert first["run_sd_runs"] == 0 and pd.isna(first["run_sd"])
+    assert first["run_sd_runs"] == 0 and first["run_sd"] == stats.ASSUMED_RUN_SPREAD.sd == 0.03
     assert second["run_sd_runs"] == 2 and second["run_sd"] >= 0
     a1 = history.from_log(results / runs["ids"]["A1"])
     a2 = history.from_log(results / runs["ids"]["A2"])
@@ -312,7 +311,7 @@ def test_the_next_run_interval_learns_the_run_to_run_spread_from_earlier_runs_on
     assert "local: next run 95% adds a run-to-run spread of" in report.stdout or \
         "moved no more than their repetitions do" in report.stdout
     report = run_cli(["report", runs["ids"]["A1"], "--format", "md", "--no-plots"], runs["env"])
-    assert "local: next run 95% holds this run's repetitions only" in report.stdout
+    assert "local: next run 95% assumes a run-to-run spread of 3.0 % on top of this run's repetitions" in report.stdout
 
 
 def test_two_runs_are_judged_with_the_spread_of_the_other_cells_never_their_own(runs: dict, tmp_path: Path) -> None:

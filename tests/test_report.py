@@ -25,7 +25,7 @@ from benchbot.report import fmt
 from benchbot.report.build import build_report
 from benchbot.report.data import fingerprint_line
 from benchbot.report.plots import cell_trace, plot_run, timeline_figure
-from tests.conftest import QUICK, run_cli
+from tests.conftest import QUICK, first_run_headline_by_hand, run_cli
 from tests.test_compare import welch_by_hand
 
 # The model folder the tests draw families from (the bundled zoo; another folder of families for a dry run).
@@ -88,13 +88,8 @@ def rep_medians(run: benchbot.Run, row: pd.Series | dict) -> list[float]:
 
 
 def headline_by_hand(medians: list[float]) -> tuple[float, float, float]:
-    """Geometric mean and the next-run prediction interval, t(k-1) * s * sqrt(2/k) on the logs."""
-    from scipy.stats import t as student
-
-    logs = np.log(medians)
-    k = len(logs)
-    half = student.ppf(0.975, k - 1) * logs.std(ddof=1) * np.sqrt(2 / k)
-    return float(np.exp(logs.mean())), float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
+    """Geometric mean and the next-run interval of a first run (tests.conftest.first_run_headline_by_hand)."""
+    return first_run_headline_by_hand(medians)
 
 
 def median_ci_by_binomial(values: np.ndarray) -> tuple[float, float]:

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import t as student
 
 import benchbot
 from benchbot.models.catalog import ZOO_DIR, zoo_families
-from tests.conftest import QUICK, md_rows, run_cli
+from tests.conftest import QUICK, first_run_headline_by_hand, md_rows, run_cli
 
 pytestmark = pytest.mark.skipif(not zoo_families(), reason="the model zoo is not built")
 
@@ -64,11 +63,10 @@ def test_every_sample_is_stored_and_the_summary_agrees_with_it(zoo_run: benchbot
         assert row["p50_ms"] == pytest.approx(float(np.exp(np.mean(np.log(medians)))))
         assert row["p99_ms"] == pytest.approx(np.percentile(pooled, 99))
         assert row["max_ms"] == pytest.approx(pooled.max())
-        # the next-run interval, from the two medians by hand: t(k-1) * s * sqrt(2/k) on their logs
-        logs = np.log(medians)
-        half = student.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) * np.sqrt(2 / len(logs))
+        # the next-run interval of a first run, from the two medians by hand (the assumed run-to-run spread in it)
+        assert row["run_sd_runs"] == 0 and row["run_sd"] == 0.03
         assert (row["p50_ci_lo_ms"], row["p50_ci_hi_ms"]) == pytest.approx(
-            (np.exp(logs.mean() - half), np.exp(logs.mean() + half)), rel=1e-9)
+            first_run_headline_by_hand(medians)[1:], rel=1e-9)
         assert row["throughput"] == pytest.approx(runs / (loop_ns / 1e9))
         assert row["init_ms"] > 0 and row["first_ms"] > 0
         assert row["peak_rss_mb"] > 10

@@ -94,8 +94,11 @@ def interval_notes(summary: pd.DataFrame) -> list[str]:
                          f"{label}: {source} moved no more than their repetitions do, so next run 95% adds no "
                          "run-to-run spread.")
         else:
-            lines.append(f"{label}: next run 95% holds this run's repetitions only: no earlier run of these cells "
-                         "on this device shows how far a whole run moves (a later run adds that spread).")
+            assumed = measured["run_sd"].dropna()
+            size = f"{100 * float(assumed.max()):.1f} %" if not assumed.empty else "no"
+            lines.append(f"{label}: next run 95% assumes a run-to-run spread of {size} on top of this run's "
+                         "repetitions: no earlier run of these cells on this device shows how far a whole run "
+                         "moves yet (a later run in this results folder measures it).")
     return lines
 
 
