@@ -344,19 +344,20 @@ def _measured(cell_reps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return measured or [r for r in cell_reps if r.get("p50_ms") is not None]
 
 
-def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np.ndarray, batch: int,
+def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np.ndarray | None, batch: int,
                spread: stats.RunSpread | None = None, pooled: dict[str, Any] | None = None) -> dict[str, Any]:
     """A cell's row from its repetitions' rows: headline and interval across repetitions, pooled percentiles.
 
     `spread` is the device's run-to-run spread learned from its other runs (benchbot.history), which
     the next-run interval adds to the repetitions' own; `pooled` is stats.latency_summary of pooled_loop_ms
-    when the caller has it.
+    when the caller has it (pooled_loop_ms may then be None: only its count, pooled["count"], is read).
     """
     measured = _measured(cell_reps)
     first = min(cell_reps, key=lambda r: r["repetition"])
     row: dict[str, Any] = {"repetitions": planned, "reps_ok": sum(1 for r in cell_reps if r["status"] == "ok")}
     if pooled is None:
-        pooled = stats.latency_summary(pooled_loop_ms)
+        pooled = stats.latency_summary(np.empty(0) if pooled_loop_ms is None else pooled_loop_ms)
+    pooled_n = int(pooled["count"] or 0) if pooled_loop_ms is None else int(pooled_loop_ms.size)
     for key, value in pooled.items():  # every percentile but the headline is over the pooled loop samples
         if key not in ("p50_ci_lo", "p50_ci_hi"):
             row[key if key in ("count", "cv") else f"{key}_ms"] = value
@@ -401,12 +402,12 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
         flags.append("throttled")
     if row["power_few_readings"]:
         flags.append("power-few-readings")
-    weak = stats.few_samples(int(pooled_loop_ms.size))
-    if pooled_loop_ms.size and weak:
+    weak = stats.few_samples(pooled_n)
+    if pooled_n and weak:
         flags.append("few-samples")
     if estimate and estimate.k == 1 and planned >= 1:
         flags.append("one-repetition")
-    row["few_samples"] = ",".join(f"p{p}" for p in weak) if pooled_loop_ms.size else ""
+    row["few_samples"] = ",".join(f"p{p}" for p in weak) if pooled_n else ""
     row["_flags"] = flags
     return row
 
@@ -463,7 +464,7 @@ def summary_frame(run: Run) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     predictions: dict[str, list[int]] = {}
     # first every cell's repetitions (the device's run-to-run spread needs them all), then the rows in plan order
-    gathered: list[tuple[int, Any, dict[str, Any], bool, list[dict[str, Any]], np.ndarray]] = []
+    gathered: list[tuple[int, Any, dict[str, Any], bool, list[dict[str, Any]], list[CellAttempt]]] = []
     known: dict[int, dict[str, Any]] = {}
     for cell in run.cells:
         device = run.manifest.get("devices", {}).get(cell.device, {})
@@ -480,18 +481,22 @@ def summary_frame(run: Run) -> pd.DataFrame:
         for attempt in reps.values():
             rep_rows.append(summarize_attempt(attempt, emulated=emulated))
             if attempt.status == "ok":
-                pooled.append(_loop_ms(attempt))
+                pooled.append(attempt)
                 latency.append(rep_rows[-1]["_latency"])
         for r in rep_rows:
             r.pop("_latency")
         if len(latency) == 1:  # one repetition pooled alone is its own samples: its figures are already known
             known[len(rows)] = latency[0]
-        gathered.append((len(rows), cell, base, emulated, rep_rows,
-                         pooled[0] if len(pooled) == 1 else np.concatenate(pooled) if pooled else np.empty(0)))
+        gathered.append((len(rows), cell, base, emulated, rep_rows, pooled))
         rows.append(base)
     spreads = _run_spreads(run, [(cell, rep_rows) for _, cell, _, _, rep_rows, _ in gathered])
-    for index, cell, base, emulated, rep_rows, loop_ms in gathered:
+    for index, cell, base, emulated, rep_rows, pooled in gathered:
         reps = run.repetitions(cell.key)
+        # the pooled loop samples, built one cell at a time and only when not already summarised: holding every
+        # cell's copy until the end left ~16 MiB of holes in the heap of a 200-cell run
+        loop_ms = None if index in known else (
+            np.concatenate([_loop_ms(a) for a in pooled]) if len(pooled) > 1
+            else _loop_ms(pooled[0]) if pooled else np.empty(0))
         row = _aggregate(rep_rows, cell.repetitions, loop_ms, cell.batch, spreads.get(cell.key), known.get(index))
         status = run.status(cell.key)
         failures = [r["reason"] for r in sorted(rep_rows, key=lambda r: r["repetition"])
