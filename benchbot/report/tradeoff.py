@@ -302,12 +302,14 @@ def family_references(rows: pd.DataFrame) -> dict[tuple, Any]:
     refs: dict[tuple, Any] = {}
     usable = rows[rows["task"].notna() & rows["accuracy"].notna() & (rows["variant"] == rows["baseline"])
                   & rows["model_size"].notna()]
-    narrow = rows[[*GROUP, "task", "model"]]  # only these are read from `others`: filter 8 columns, not ~90
+    # every row's group and task as a tuple, matched in Python as `rows[c] == v` would (a missing value matches
+    # nothing): six frame filters per group were most of the time of this section on a big report
+    keys = list(zip(*(rows[c].tolist() for c in [*GROUP, "task"])))
+    models = rows["model"].tolist()
     for key, group in usable.groupby([*GROUP, "task"], sort=False, dropna=False):
-        others = narrow[(narrow["task"] == key[-1])]
-        for c, v in zip(GROUP, key[:-1]):
-            others = others[others[c] == v]
-        if others["model"].nunique() < 2:
+        families = {m for k, m in zip(keys, models)
+                    if not pd.isna(m) and all(not pd.isna(x) and x == v for x, v in zip(k, key))}
+        if len(families) < 2:
             continue  # one family: nothing to compare across
         fp32 = group[group["variant"] == "fp32"]
         pool = fp32 if not fp32.empty else group
