@@ -41,7 +41,7 @@ from benchbot.report import fmt
 from benchbot.report.data import speed_tie
 from benchbot.report.fmt import missing, sig
 from benchbot.report.html import image_tag, render_fragment
-from benchbot.report.sections import Section
+from benchbot.report.sections import LazyHtmlSection, Section
 from benchbot.vocab import variant_color, variant_key
 
 if TYPE_CHECKING:
@@ -666,10 +666,10 @@ def report_section(data: ReportData) -> Section | None:
     intro = ("Size against the family's baseline (bytes of the .tflite file), top-1 accuracy on the family's eval "
              "set measured on the device after the timed loop, its change in points and how often the variant "
              "predicts what the baseline predicts; p50 and inferences/s from the timed loop.")
-    return Section(
+    return LazyHtmlSection(
+        lambda: str(render_fragment("tradeoff.html.j2", intro=intro, devices=parts, numeric=_NUMERIC)),
         title=TITLE,
         markdown="\n".join([intro, "", *md]).rstrip() + "\n",
-        html=str(render_fragment("tradeoff.html.j2", intro=intro, devices=parts, numeric=_NUMERIC)),
         images=[],
         data={"devices": exported},
         name="tradeoff",
