@@ -261,14 +261,18 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
     )
     row.update(delegation.from_cell_start(start))  # why a variant is fast or slow: XNNPACK partitions
 
-    tele = _telemetry_values(attempt)  # columns, not rows: ~350 readings per repetition
+    # the raw columns, not rows: ~350 readings per repetition. Scaled once here (a min or max divided, not every
+    # reading: division by a positive constant keeps the order, so the figures are the same) rather than through
+    # _telemetry_values, which only the telemetry frame and plots need
+    tele = attempt.telemetry_columns()
     phases = tele["phase"]
     in_loop = [ph == "loop" for ph in phases]
     if not any(in_loop):
         in_loop = [ph == "warmup" for ph in phases]
     timed = [ph in ("warmup", "loop", "first") for ph in phases]
-    rss_peaks = [v for v in tele["rss_peak_mb"] if v is not None]
-    row["peak_rss_mb"] = _mb(end.get("rss_peak")) if end.get("rss_peak") else (max(rss_peaks) if rss_peaks else None)
+    rss_peaks = [v for v in tele["rss_peak"] if v is not None]
+    row["peak_rss_mb"] = _mb(end.get("rss_peak")) if end.get("rss_peak") else (max(rss_peaks) / _MIB if rss_peaks
+                                                                                 else None)
     cpu = [v for v, m in zip(tele["cpu_pct"], timed) if m and v is not None]
     proc = [v for v, m in zip(tele["proc_cpu_pct"], timed) if m and v is not None]
     row["cpu_mean"] = float(np.mean(cpu)) if cpu else None
@@ -282,9 +286,10 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
         row["temp_start_c"], row["temp_end_c"] = vc_start, vc_end
         present = [t for t in (vc_start, vc_end) if t is not None]
         row["temp_max_c"] = max(present) if present else None
-    lows = [v for v, m in zip(tele["freq_min_mhz"], in_loop) if m and v is not None]
-    row["freq_min_mhz"] = min(lows) if lows else None
-    start_max = tele["freq_max_mhz"][0] if phases else None
+    lows = [v for v, m in zip(tele["freq_min_hz"], in_loop) if m and v is not None]
+    row["freq_min_mhz"] = min(lows) / 1e6 if lows else None
+    first_max = tele["freq_max_hz"][0] if phases else None
+    start_max = None if first_max is None else first_max / 1e6
     source = next(iter(fp.get("power_sources") or []), None)
     # power.py reads the rows only for a power source or cpufreq time_in_state; otherwise its figures are the same
     # without them, and building ~350 row dicts per repetition is skipped
