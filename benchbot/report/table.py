@@ -255,7 +255,9 @@ def _absent_or(r: Any, text: str) -> str:
 
 
 def display_rows(summary: pd.DataFrame) -> list[dict[str, str]]:
-    return [display_row(r) for _, r in summary.iterrows()]
+    """display_row of every row, the rows read as dicts: the values iterrows gives a mixed frame's rows, without a
+    Series per row and a slow lookup per field."""
+    return [display_row(r) for r in summary.to_dict("records")]
 
 
 def legend_items() -> list[tuple[str, str]]:

@@ -259,7 +259,7 @@ def variant_headlines(rows: pd.DataFrame, device: str, emulated: bool, label: st
     varied = _varied(rows)
     by_group = {k: g for k, g in rows.groupby(["run_id", "model", *CONFIG], sort=False, dropna=False)}
     bases: dict[tuple, Any] = {}  # per group and baseline name: filtering the group once per row was half the time
-    for _, row in rows.iterrows():
+    for row in rows.to_dict("records"):  # the values iterrows gives, without a Series per row
         group_key = tuple(row[c] for c in ["run_id", "model", *CONFIG])
         group = by_group[group_key]
         base_name = row.get("baseline")
