@@ -72,6 +72,11 @@ def _setting(row: Any, varies: dict[str, bool]) -> str:
     return extra
 
 
+#: The summary columns an answer reads.
+_READ = ("run_id", "model", "threads", "xnnpack", "batch", "variant", "status", "p50_ms", "rep_p50_ms", "reps_ok",
+         "accuracy_delta_pts", "model_size")
+
+
 def answers(data: ReportData, max_accuracy_drop: float = MAX_ACCURACY_DROP) -> list[GroupAnswer]:
     """The per-device answer for every model, thread count and setting of the report."""
     summary: pd.DataFrame = data.summary
@@ -81,6 +86,7 @@ def answers(data: ReportData, max_accuracy_drop: float = MAX_ACCURACY_DROP) -> l
     out: list[GroupAnswer] = []
     for device, emulated in data.devices():
         rows = data.device_rows(device, emulated)
+        rows = rows[[c for c in _READ if c in rows]]  # filtered per group below: the columns read, not ~90
         for key, group in rows.groupby(["run_id", "model", "threads", "xnnpack", "batch"], sort=False):
             run_id, model, threads = key[0], key[1], key[2]
             ok = group[(group["status"] == "ok") & group["p50_ms"].notna()]
@@ -93,7 +99,8 @@ def answers(data: ReportData, max_accuracy_drop: float = MAX_ACCURACY_DROP) -> l
                 answer.fastest_p50_ms = float(best["p50_ms"])
                 # the few columns read, as lists, and masks as arrays: a Series per row (iterrows) and a filtered
                 # copy of every column were most of the answer's time on a big report; the values are the same
-                variants, medians = ok["variant"].tolist(), ok["rep_p50_ms"].tolist()
+                variants = ok["variant"].tolist()
+                medians = ok["rep_p50_ms"].tolist() if "rep_p50_ms" in ok else [None] * len(ok)
                 tied = [v for label, v, m in zip(ok.index, variants, medians)
                         if label == best.name or speed_tie(best, {"rep_p50_ms": m})]
                 answer.fastest = [str(v) for v in tied]
