@@ -392,7 +392,7 @@ def to_rich(data: ReportData | pd.DataFrame, title: str = "") -> list[Any]:
 def failures(summary: pd.DataFrame) -> list[str]:
     """One line per cell that did not finish, with its reason."""
     out = []
-    for _, r in summary.iterrows():
+    for r in summary.to_dict("records"):  # the values iterrows gives, without a Series per row
         if r.get("status") not in ("ok",):
             reason = r.get("reason")
             out.append(f"{fmt.name(r['device'])} {fmt.name(r['model'])}/{fmt.name(r['variant'])} t{r['threads']}: "
