@@ -45,6 +45,7 @@ import platform
 import secrets
 import socket
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -299,6 +300,9 @@ def _read_attempt_events(folder: Path) -> tuple[list[dict[str, Any]], dict[str, 
                 and all(len(columns.get(c, ())) == index["readings"] for c in TELEMETRY_COLUMNS)):
             events = _parse_lines(others)
             if not any(e.get("event") == "telemetry" for e in events):
+                # one string object per phase name, not one per reading: the parser's copies (~3.5 MiB over a
+                # 200-cell run) are freed while the next attempt is parsed, which reuses their memory
+                columns["phase"] = [sys.intern(p) if type(p) is str else p for p in columns["phase"]]
                 return events, columns
     return _parse_jsonl(data), None
 
@@ -607,7 +611,12 @@ def read_samples_bin(path: Path) -> tuple[pd.DataFrame, list[str]]:
 
 
 def read_sample_rows(path: Path) -> tuple[SampleRows, list[str]]:
-    """read_samples_bin as arrays."""
+    """read_samples_bin as arrays.
+
+    A whole chunk is read as 2 x rows int64 values and the columns split once per file: a structured-array
+    concatenation per chunk and a search for the next chunk's magic (needed only when a chunk does not check
+    out) were half of reading a big run's samples.
+    """
     data = path.read_bytes()
     problems: list[str] = []
     pos = 0
@@ -620,10 +629,12 @@ def read_sample_rows(path: Path) -> tuple[SampleRows, list[str]]:
         problems.append("its file header is damaged")
     names: list[str] = []
     pieces: list[np.ndarray] = []
+    lengths: list[int] = []
     codes: list[int] = []
     bad: list[str] = []
     stray = 0
     end = len(data)
+    crc32 = zlib.crc32
     while pos < end:
         if data[pos:pos + 4] != CHUNK_MAGIC:
             found = data.find(CHUNK_MAGIC, pos)
@@ -635,23 +646,25 @@ def read_sample_rows(path: Path) -> tuple[SampleRows, list[str]]:
             stray += end - pos
             break
         _, raw_phase, rows, _, crc = CHUNK_HEADER.unpack_from(data, pos)
-        phase = raw_phase.rstrip(b"\0").decode("ascii", "replace")
         body = pos + CHUNK_HEADER.size
         stop = body + 16 * rows
+        if stop <= end and crc32(data[body:stop], crc32(data[pos:pos + 20])) == crc:
+            if rows:
+                pieces.append(np.frombuffer(data, _I8, 2 * rows, body))
+                lengths.append(rows)
+                codes.append(_code(names, raw_phase.rstrip(b"\0").decode("ascii", "replace")))
+            pos = stop
+            continue
+        phase = raw_phase.rstrip(b"\0").decode("ascii", "replace")
         following = data.find(CHUNK_MAGIC, body)
         if stop > end and following < 0:  # the last chunk, cut short: its whole rows are as written
             whole = (end - body) // 16
             if whole:
-                pieces.append(np.frombuffer(data, ROW, whole, body))
+                pieces.append(np.frombuffer(data, _I8, 2 * whole, body))
+                lengths.append(whole)
                 codes.append(_code(names, phase))
             stray += (end - body) % 16
             break
-        if stop <= end and zlib.crc32(data[body:stop], zlib.crc32(data[pos:pos + 20])) == crc:
-            if rows:
-                pieces.append(np.frombuffer(data, ROW, rows, body))
-                codes.append(_code(names, phase))
-            pos = stop
-            continue
         nxt = end if following < 0 else following
         bad.append(f"{rows} {phase} rows at byte {pos}")
         pos = nxt
@@ -662,15 +675,18 @@ def read_sample_rows(path: Path) -> tuple[SampleRows, list[str]]:
         problems.append(f"{stray} stray byte(s)")
     if not pieces:
         return NO_SAMPLES, problems
-    rows_all = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-    lengths = [len(p) for p in pieces]
+    flat = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
     order = sorted(range(len(names)), key=lambda i: names[i])  # categories sorted, as the CSV reader had them
     remap = np.empty(len(names), np.int8)
     remap[order] = np.arange(len(names), dtype=np.int8)
     phase_codes = np.repeat(remap[np.asarray(codes, dtype=np.intp)], lengths)
     return SampleRows(tuple(names[i] for i in order), phase_codes,
-                      np.ascontiguousarray(rows_all["start_ns"], dtype=np.int64),
-                      np.ascontiguousarray(rows_all["latency_ns"], dtype=np.int64)), problems
+                      np.ascontiguousarray(flat[0::2], dtype=np.int64),
+                      np.ascontiguousarray(flat[1::2], dtype=np.int64)), problems
+
+
+#: One little-endian int64: a samples.bin row is two of them (start_ns, latency_ns), as ROW spells out.
+_I8 = np.dtype("<i8")
 
 
 def _code(names: list[str], phase: str) -> int:

@@ -85,36 +85,55 @@ def samples_frame(run: Run) -> pd.DataFrame:
     columns = CELL_COLUMNS + ["repetition", "phase", "i", "start_ns", "latency_ns", "latency_ms"]
     if not parts:
         return pd.DataFrame(columns=columns)
-    owner = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
+    counts = [len(p) for p in parts]
     data: dict[str, Any] = {}
     for name in CELL_COLUMNS + ["repetition"]:
+        # np.repeat of one value per attempt: a block copy, cheaper than gathering by a per-row owner number
         values = [c[name] for c in cells]
         if name in ("run_id", "device", "model", "variant"):
             labels = pd.Categorical(values)
-            data[name] = pd.Categorical.from_codes(labels.codes[owner], labels.categories)
+            data[name] = pd.Categorical.from_codes(np.repeat(labels.codes, counts), labels.categories,
+                                                   validate=False)  # codes taken from labels: valid
         else:
-            data[name] = np.asarray(values)[owner]
+            data[name] = np.repeat(np.asarray(values), counts)
     # the phase categories in order of first appearance, as union_categoricals of the attempts' phases gives them
     phases = list(dict.fromkeys(p for rows in parts for p in rows.phases))
-    codes, order = [], []
+    codes = np.empty(sum(counts), np.int8)
+    at = 0
     for rows in parts:
         remap = np.array([phases.index(p) for p in rows.phases] + [-1], dtype=np.int8)  # -1 stays -1 (no phase)
-        codes.append(remap[rows.codes])
-        order.append(_order_in_phase(rows.codes))
-    data["phase"] = pd.Categorical.from_codes(np.concatenate(codes), phases)
-    data["i"] = np.concatenate(order)
+        np.take(remap, rows.codes, out=codes[at:at + len(rows)])
+        at += len(rows)
+    data["phase"] = pd.Categorical.from_codes(codes, phases, validate=False)
+    data["i"] = _order_in_phase(codes, counts)
     data["start_ns"] = np.concatenate([p.start_ns for p in parts])
     data["latency_ns"] = np.concatenate([p.latency_ns for p in parts])
     data["latency_ms"] = data["latency_ns"] / 1e6
     return pd.DataFrame(data, columns=columns, copy=False)  # no consolidating copy of 2 x 80 MB
 
 
-def _order_in_phase(codes: np.ndarray) -> np.ndarray:
-    """Each sample's position within its phase (what groupby(phase).cumcount() gives, without a groupby)."""
-    out = np.empty(len(codes), np.int64)
-    for code in np.unique(codes):
-        mask = codes == code
-        out[mask] = np.arange(int(mask.sum()))
+def _order_in_phase(codes: np.ndarray, counts: list[int]) -> np.ndarray:
+    """Each sample's position within its phase of its attempt (what groupby([attempt, phase]).cumcount() gives).
+
+    Works on runs of equal phase within an attempt (a few per attempt), so every step over the 2 million rows
+    is one vectorised pass; a mask per attempt and phase was a fifth of building the samples frame.
+    """
+    n = len(codes)
+    if n == 0:
+        return np.empty(0, np.int64)
+    bounds = np.cumsum([0, *counts])
+    starts = np.union1d(bounds[:-1][np.asarray(counts) > 0], np.flatnonzero(codes[1:] != codes[:-1]) + 1)
+    lengths = np.diff(np.append(starts, n))
+    # a run's key: its attempt and its phase; its first sample's position is what earlier runs of that key hold
+    key = (np.searchsorted(bounds, starts, side="right") - 1) * 256 + (codes[starts].astype(np.int64) + 1)
+    by_key = np.argsort(key, kind="stable")
+    sorted_lengths = lengths[by_key]
+    before = np.cumsum(sorted_lengths) - sorted_lengths
+    first = np.r_[True, key[by_key][1:] != key[by_key][:-1]]
+    prior = np.empty(len(starts), np.int64)
+    prior[by_key] = before - np.maximum.accumulate(np.where(first, before, 0))
+    out = np.arange(n, dtype=np.int64)
+    out -= np.repeat(starts - prior, lengths)
     return out
 
 
@@ -172,17 +191,22 @@ def _telemetry_values(attempt: CellAttempt) -> dict[str, list[Any]]:
 
 
 def telemetry_frame(run: Run) -> pd.DataFrame:
-    """Background telemetry of every repetition of every cell; t_s is seconds from the start of its timed loop."""
+    """Background telemetry of every repetition of every cell; t_s is seconds from the start of its timed loop.
+
+    Built from the raw telemetry columns, the scaled ones divided as arrays: the same values as
+    `_telemetry_values` (which plots use), without a Python float per reading per column (~15 MiB and a
+    fifth of the time on a 200-cell run).
+    """
     columns = CELL_COLUMNS + ["repetition", "phase", "t_s", "cpu_pct", "proc_cpu_pct", "rss_mb", "rss_peak_mb",
                               "mem_available_mb", "temp_c", "freq_min_mhz", "freq_max_mhz", "temps_c", "power_w",
                               "rails_w"]
-    found: list[dict[str, list[Any]]] = []
+    found: list[tuple[dict[str, list[Any]], int]] = []
     counts, cells = [], []
     for attempt in _attempts(run):
-        values = _telemetry_values(attempt)
-        if values["t_s"]:
-            found.append(values)
-            counts.append(len(values["t_s"]))
+        raw = attempt.telemetry_columns()
+        if raw["t_ns"]:
+            found.append((raw, _origin(attempt)))
+            counts.append(len(raw["t_ns"]))
             cells.append(_cell_columns(run, attempt))
     if not found:
         return pd.DataFrame(columns=columns)
@@ -192,10 +216,42 @@ def telemetry_frame(run: Run) -> pd.DataFrame:
     for name in CELL_COLUMNS + ["repetition"]:
         data[name] = np.asarray([c[name] for c in cells], dtype=object if name in ("run_id", "device", "model",
                                                                               "variant") else None)[owner]
+    data["t_s"] = pd.Series(np.concatenate([_seconds(raw["t_ns"], origin) for raw, origin in found]))
     for name in columns[len(CELL_COLUMNS) + 1:]:
-        # inferred as DataFrame(rows) would: None -> NaN, all None stays object
-        data[name] = pd.Series([v for values in found for v in values[name]])
-    return pd.DataFrame(data, columns=columns)
+        if name in _SCALED:
+            source, by = _SCALED[name]
+            data[name] = _scaled_series([v for raw, _ in found for v in raw[source]], by)
+        elif name != "t_s":
+            # inferred as DataFrame(rows) would: None -> NaN, all None stays object
+            data[name] = pd.Series([v for raw, _ in found for v in raw[name]])
+    return pd.DataFrame(data, columns=columns, copy=False)  # the columns are new: no consolidating copy
+
+
+#: The telemetry frame's columns that are a raw telemetry column divided: (raw column, divisor), as in
+#: `_telemetry_values`.
+_SCALED = {"rss_mb": ("rss", _MIB), "rss_peak_mb": ("rss_peak", _MIB), "mem_available_mb": ("mem_available", _MIB),
+           "freq_min_mhz": ("freq_min_hz", 1e6), "freq_max_mhz": ("freq_max_hz", 1e6)}
+_NUMBERS = {int, float, bool, type(None)}
+
+
+def _seconds(t_ns: list[Any], origin: Any) -> np.ndarray:
+    """(t - origin) / 1e9 per reading: int64 differences (exact, as Python's) divided as float64, else per value."""
+    if type(origin) is int and set(map(type, t_ns)) == {int}:
+        try:
+            return (np.array(t_ns, dtype=np.int64) - np.int64(origin)) / 1e9
+        except OverflowError:
+            pass
+    return np.array([(t - origin) / 1e9 for t in t_ns], dtype=float)
+
+
+def _scaled_series(values: list[Any], by: float) -> pd.Series:
+    """pd.Series of v / by (None stays missing), as from the list of quotients: float64 with NaN, or object when
+    every value is None. Numbers are divided as float64 arrays: an int converts to the same double Python's
+    division uses, and dividing by 2**20 is exact scaling."""
+    kinds = set(map(type, values))
+    if values and kinds <= _NUMBERS and kinds != {type(None)}:
+        return pd.Series(np.array(values, dtype=float) / by)
+    return pd.Series([None if v is None else v / by for v in values])
 
 
 def _mb(value: float | None) -> float | None:
@@ -242,14 +298,18 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
     )
     row.update(delegation.from_cell_start(start))  # why a variant is fast or slow: XNNPACK partitions
 
-    tele = _telemetry_values(attempt)  # columns, not rows: ~350 readings per repetition
+    # the raw columns, not rows: ~350 readings per repetition. Scaled once here (a min or max divided, not every
+    # reading: division by a positive constant keeps the order, so the figures are the same) rather than through
+    # _telemetry_values, which only the telemetry frame and plots need
+    tele = attempt.telemetry_columns()
     phases = tele["phase"]
     in_loop = [ph == "loop" for ph in phases]
     if not any(in_loop):
         in_loop = [ph == "warmup" for ph in phases]
     timed = [ph in ("warmup", "loop", "first") for ph in phases]
-    rss_peaks = [v for v in tele["rss_peak_mb"] if v is not None]
-    row["peak_rss_mb"] = _mb(end.get("rss_peak")) if end.get("rss_peak") else (max(rss_peaks) if rss_peaks else None)
+    rss_peaks = [v for v in tele["rss_peak"] if v is not None]
+    row["peak_rss_mb"] = _mb(end.get("rss_peak")) if end.get("rss_peak") else (max(rss_peaks) / _MIB if rss_peaks
+                                                                                 else None)
     cpu = [v for v, m in zip(tele["cpu_pct"], timed) if m and v is not None]
     proc = [v for v, m in zip(tele["proc_cpu_pct"], timed) if m and v is not None]
     row["cpu_mean"] = float(np.mean(cpu)) if cpu else None
@@ -263,9 +323,10 @@ def summarize_attempt(attempt: CellAttempt, emulated: bool = False) -> dict[str,
         row["temp_start_c"], row["temp_end_c"] = vc_start, vc_end
         present = [t for t in (vc_start, vc_end) if t is not None]
         row["temp_max_c"] = max(present) if present else None
-    lows = [v for v, m in zip(tele["freq_min_mhz"], in_loop) if m and v is not None]
-    row["freq_min_mhz"] = min(lows) if lows else None
-    start_max = tele["freq_max_mhz"][0] if phases else None
+    lows = [v for v, m in zip(tele["freq_min_hz"], in_loop) if m and v is not None]
+    row["freq_min_mhz"] = min(lows) / 1e6 if lows else None
+    first_max = tele["freq_max_hz"][0] if phases else None
+    start_max = None if first_max is None else first_max / 1e6
     source = next(iter(fp.get("power_sources") or []), None)
     # power.py reads the rows only for a power source or cpufreq time_in_state; otherwise its figures are the same
     # without them, and building ~350 row dicts per repetition is skipped
@@ -325,19 +386,20 @@ def _measured(cell_reps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return measured or [r for r in cell_reps if r.get("p50_ms") is not None]
 
 
-def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np.ndarray, batch: int,
+def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np.ndarray | None, batch: int,
                spread: stats.RunSpread | None = None, pooled: dict[str, Any] | None = None) -> dict[str, Any]:
     """A cell's row from its repetitions' rows: headline and interval across repetitions, pooled percentiles.
 
     `spread` is the device's run-to-run spread learned from its other runs (benchbot.history), which
     the next-run interval adds to the repetitions' own; `pooled` is stats.latency_summary of pooled_loop_ms
-    when the caller has it.
+    when the caller has it (pooled_loop_ms may then be None: only its count, pooled["count"], is read).
     """
     measured = _measured(cell_reps)
     first = min(cell_reps, key=lambda r: r["repetition"])
     row: dict[str, Any] = {"repetitions": planned, "reps_ok": sum(1 for r in cell_reps if r["status"] == "ok")}
     if pooled is None:
-        pooled = stats.latency_summary(pooled_loop_ms)
+        pooled = stats.latency_summary(np.empty(0) if pooled_loop_ms is None else pooled_loop_ms)
+    pooled_n = int(pooled["count"] or 0) if pooled_loop_ms is None else int(pooled_loop_ms.size)
     for key, value in pooled.items():  # every percentile but the headline is over the pooled loop samples
         if key not in ("p50_ci_lo", "p50_ci_hi"):
             row[key if key in ("count", "cv") else f"{key}_ms"] = value
@@ -382,12 +444,12 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
         flags.append("throttled")
     if row["power_few_readings"]:
         flags.append("power-few-readings")
-    weak = stats.few_samples(int(pooled_loop_ms.size))
-    if pooled_loop_ms.size and weak:
+    weak = stats.few_samples(pooled_n)
+    if pooled_n and weak:
         flags.append("few-samples")
     if estimate and estimate.k == 1 and planned >= 1:
         flags.append("one-repetition")
-    row["few_samples"] = ",".join(f"p{p}" for p in weak) if pooled_loop_ms.size else ""
+    row["few_samples"] = ",".join(f"p{p}" for p in weak) if pooled_n else ""
     row["_flags"] = flags
     return row
 
@@ -444,7 +506,7 @@ def summary_frame(run: Run) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     predictions: dict[str, list[int]] = {}
     # first every cell's repetitions (the device's run-to-run spread needs them all), then the rows in plan order
-    gathered: list[tuple[int, Any, dict[str, Any], bool, list[dict[str, Any]], np.ndarray]] = []
+    gathered: list[tuple[int, Any, dict[str, Any], bool, list[dict[str, Any]], list[CellAttempt]]] = []
     known: dict[int, dict[str, Any]] = {}
     for cell in run.cells:
         device = run.manifest.get("devices", {}).get(cell.device, {})
@@ -461,18 +523,22 @@ def summary_frame(run: Run) -> pd.DataFrame:
         for attempt in reps.values():
             rep_rows.append(summarize_attempt(attempt, emulated=emulated))
             if attempt.status == "ok":
-                pooled.append(_loop_ms(attempt))
+                pooled.append(attempt)
                 latency.append(rep_rows[-1]["_latency"])
         for r in rep_rows:
             r.pop("_latency")
         if len(latency) == 1:  # one repetition pooled alone is its own samples: its figures are already known
             known[len(rows)] = latency[0]
-        gathered.append((len(rows), cell, base, emulated, rep_rows,
-                         pooled[0] if len(pooled) == 1 else np.concatenate(pooled) if pooled else np.empty(0)))
+        gathered.append((len(rows), cell, base, emulated, rep_rows, pooled))
         rows.append(base)
     spreads = _run_spreads(run, [(cell, rep_rows) for _, cell, _, _, rep_rows, _ in gathered])
-    for index, cell, base, emulated, rep_rows, loop_ms in gathered:
+    for index, cell, base, emulated, rep_rows, pooled in gathered:
         reps = run.repetitions(cell.key)
+        # the pooled loop samples, built one cell at a time and only when not already summarised: holding every
+        # cell's copy until the end left ~16 MiB of holes in the heap of a 200-cell run
+        loop_ms = None if index in known else (
+            np.concatenate([_loop_ms(a) for a in pooled]) if len(pooled) > 1
+            else _loop_ms(pooled[0]) if pooled else np.empty(0))
         row = _aggregate(rep_rows, cell.repetitions, loop_ms, cell.batch, spreads.get(cell.key), known.get(index))
         status = run.status(cell.key)
         failures = [r["reason"] for r in sorted(rep_rows, key=lambda r: r["repetition"])

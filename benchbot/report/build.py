@@ -12,7 +12,7 @@ import pandas as pd
 
 from benchbot.errors import BenchbotError
 from benchbot.report.answer import answers
-from benchbot.report.data import ReportData, add_relative_columns, loop_samples, report_notes
+from benchbot.report.data import LoopSamples, ReportData, add_relative_columns, report_notes
 from benchbot.vocab import CELL_KEY
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def build_report(runs: list[Run], baseline: str = "fastest", max_accuracy_drop: float = 1.0) -> ReportData:
     if not max_accuracy_drop >= 0:
         raise BenchbotError(f"--max-accuracy-drop must be 0 or more points, got {max_accuracy_drop}")
-    samples = loop_samples(runs)
+    samples = LoopSamples(runs)  # read by sections only, if at all: built when first read
     frames = [r.summary for r in runs if not r.summary.empty]
     summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CELL_KEY + ["emulated"])
     if "emulated" in summary:

@@ -8,6 +8,7 @@ filtering the whole sample frame once per cell.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 #: one thread count, the same delegate and batch. Emulated cells are never ranked against real hardware.
 RELATIVE_GROUP = ["run_id", "device", "emulated", "model", "threads", "xnnpack", "batch"]
 RELATIVE_COLUMNS = ["rel_baseline", "rel_ratio", "rel_ci_lo", "rel_ci_hi", "rel_p", "rel_tie"]
+#: The columns that order a device's rows (`ReportData.device_rows`).
+_ROW_ORDER = ["model", "threads", "xnnpack", "batch", "run_id", "variant"]
 
 
 def cell_id(row: Any) -> tuple:
@@ -50,6 +53,29 @@ def loop_samples(runs: list[Run]) -> dict[tuple, np.ndarray]:
                           "threads": cell.threads, "xnnpack": cell.xnnpack, "batch": cell.batch}
                 out[tuple(values[k] for k in CELL_KEY)] = loop / 1e6
     return out
+
+
+class LoopSamples(Mapping[tuple, np.ndarray]):
+    """`loop_samples(runs)`, built on first use: no report output reads it (sections may), and building it
+    was ~0.1 s and 16 MiB of a 200-cell `benchbot report`."""
+
+    def __init__(self, runs: list[Run]) -> None:
+        self._runs = runs
+        self._data: dict[tuple, np.ndarray] | None = None
+
+    def _built(self) -> dict[tuple, np.ndarray]:
+        if self._data is None:
+            self._data = loop_samples(self._runs)
+        return self._data
+
+    def __getitem__(self, key: tuple) -> np.ndarray:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
 
 
 def _choose_baseline(group: pd.DataFrame, baseline: str) -> Any:
@@ -98,7 +124,10 @@ def add_relative_columns(summary: pd.DataFrame, samples: dict[tuple, np.ndarray]
         known = ", ".join(sorted(set(frame["variant"])))
         raise BenchbotError(f"--baseline {baseline}: no such variant in this report (variants: {known}; "
                             "or use --baseline fastest)")
-    for _, group in frame.groupby(RELATIVE_GROUP, sort=False, dropna=False):
+    # grouped, chosen and walked on the few columns read: filtering and iterating ~90 columns per group was most
+    # of this function's time on a big report
+    narrow = frame[RELATIVE_GROUP + [c for c in ("p50_ms", "status", "variant", "rep_p50_ms") if c in frame]]
+    for _, group in narrow.groupby(RELATIVE_GROUP, sort=False, dropna=False):
         base = _choose_baseline(group, baseline)
         if base is None:
             continue
@@ -146,7 +175,8 @@ def fingerprint_line(fp: dict[str, Any]) -> str:
 class ReportData:
     runs: list[Run]
     summary: pd.DataFrame
-    samples: dict[tuple, np.ndarray]
+    #: Loop latencies (ms) per cell, keyed by CELL_KEY values (`loop_samples`; a LoopSamples builds them when read).
+    samples: Mapping[tuple, np.ndarray]
     baseline: str = "fastest"
     notes: list[str] = field(default_factory=list)
     #: Where plots of this report go (sections may write their images here); None when plots are off.
@@ -172,12 +202,17 @@ class ReportData:
         return sorted(pairs, key=lambda p: (p[1], p[0]))
 
     def device_rows(self, device: str, emulated: bool) -> pd.DataFrame:
+        """The device's rows in table order. The order is found on the key columns alone and the whole rows
+        taken once: filtering, sorting and dropping ~90 columns each time was most of its cost (it runs
+        once per device for the answer, the table and the trade-off section)."""
         s = self.summary
-        rows = s[(s["device"] == device) & (s["emulated"].fillna(False).astype(bool) == emulated)]
-        order = rows.assign(_variant_rank=[variant_key(str(v))[0] for v in rows["variant"]])
-        order = order.sort_values(["model", "threads", "xnnpack", "batch", "run_id", "_variant_rank", "variant"],
-                                  ascending=[True, True, False, True, True, True, True], kind="stable")
-        return order.drop(columns="_variant_rank")
+        where = np.flatnonzero(((s["device"] == device) & (s["emulated"].fillna(False).astype(bool) == emulated))
+                               .to_numpy(dtype=bool))
+        keys = s[_ROW_ORDER].iloc[where]
+        keys = keys.assign(_variant_rank=[variant_key(str(v))[0] for v in keys["variant"]], _at=where)
+        keys = keys.sort_values(["model", "threads", "xnnpack", "batch", "run_id", "_variant_rank", "variant"],
+                                ascending=[True, True, False, True, True, True, True], kind="stable")
+        return s.take(keys["_at"].to_numpy())
 
     def fingerprints(self, device: str, emulated: bool) -> list[tuple[str, dict[str, Any]]]:
         """(run id, fingerprint) of this device in every run that has it."""

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
 
 from benchbot.report import table
@@ -25,6 +24,7 @@ from benchbot.report.data import ReportData, cell_id, device_label, fingerprint_
 from benchbot.version import __version__
 
 if TYPE_CHECKING:
+    import jinja2
     import pandas as pd
 
     from benchbot.report.plots import PlotFile
@@ -35,7 +35,10 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 @functools.cache
 def _environment() -> jinja2.Environment:
-    """Autoescape everything: a model or device name is text, whatever characters it holds."""
+    """Autoescape everything: a model or device name is text, whatever characters it holds. (jinja2 is imported
+    here: the terminal report imports this module but renders no HTML.)"""
+    import jinja2
+
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True,
                               lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 

@@ -258,7 +258,9 @@ def _absent_or(r: Any, text: str) -> str:
 
 
 def display_rows(summary: pd.DataFrame) -> list[dict[str, str]]:
-    return [display_row(r) for _, r in summary.iterrows()]
+    """display_row of every row, the rows read as dicts: the values iterrows gives a mixed frame's rows, without a
+    Series per row and a slow lookup per field."""
+    return [display_row(r) for r in summary.to_dict("records")]
 
 
 def legend_items() -> list[tuple[str, str]]:
@@ -371,12 +373,13 @@ def to_rich(data: ReportData | pd.DataFrame, title: str = "") -> list[Any]:
             table.add_column(header, justify="right" if column_kind(column) == "n" else "left",
                              no_wrap=column in ("model", "p50_ci", "relative", "run_id", "temp"))
         previous = None
-        for (_, r), row in zip(rows.iterrows(), display_rows(rows)):
-            group = (r.get("model"), r.get("threads"), r.get("run_id"))
+        # the four columns read, as lists (the values iterrows gave), not a Series per row of ~90 columns
+        model, threads, run_id, statuses = (rows[c].tolist() if c in rows else [None] * len(rows)
+                                            for c in ("model", "threads", "run_id", "status"))
+        for group, status, row in zip(zip(model, threads, run_id), statuses, display_rows(rows)):
             if previous is not None and group != previous:
                 table.add_section()
             previous = group
-            status = r.get("status")
             style = "red" if status == "failed" else ("yellow" if status in ("incomplete", "pending") else None)
             table.add_row(*(Text(row[c]) for c in columns), style=style)  # a name is text, not rich markup
         out.append(table)
@@ -392,7 +395,7 @@ def to_rich(data: ReportData | pd.DataFrame, title: str = "") -> list[Any]:
 def failures(summary: pd.DataFrame) -> list[str]:
     """One line per cell that did not finish, with its reason."""
     out = []
-    for _, r in summary.iterrows():
+    for r in summary.to_dict("records"):  # the values iterrows gives, without a Series per row
         if r.get("status") not in ("ok",):
             reason = r.get("reason")
             out.append(f"{fmt.name(r['device'])} {fmt.name(r['model'])}/{fmt.name(r['variant'])} t{r['threads']}: "
