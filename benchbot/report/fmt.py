@@ -102,48 +102,11 @@ def md_cell(value: Any) -> str:
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
                    numeric: Container[str] | Callable[[str], bool] = ()) -> list[str]:
-    """The one Markdown table writer (pipe tables as DataFrame.to_markdown writes them): cells are text as given,
-    never re-parsed as numbers; columns whose header is `numeric` (or for which it returns True) are right-aligned.
-
-    Tables of plain text are written here, exactly as tabulate would; anything else (other characters, whose
-    width tabulate measures with wcwidth, or no rows) goes through DataFrame.to_markdown. Importing tabulate
-    and wcwidth for the terminal report's few tables was up to ~50 ms of it.
-    """
-    right = numeric if callable(numeric) else (lambda h: h in numeric)
-    body = [[md_cell(c) for c in row] for row in rows]
-    names = [md_cell(h) for h in headers]
-    align = ["right" if right(h) else "left" for h in headers]
-    fast = _pipe_table(names, body, align)
-    if fast is not None:
-        return fast
+    """The one Markdown table writer (pipe tables via DataFrame.to_markdown): cells are text as given, never
+    re-parsed as numbers; columns whose header is `numeric` (or for which it returns True) are right-aligned."""
     import pandas as pd
 
-    frame = pd.DataFrame(body, columns=names)
+    right = numeric if callable(numeric) else (lambda h: h in numeric)
+    frame = pd.DataFrame([[md_cell(c) for c in row] for row in rows], columns=[md_cell(h) for h in headers])
+    align = ["right" if right(h) else "left" for h in headers]
     return frame.to_markdown(index=False, tablefmt="pipe", disable_numparse=True, colalign=align).splitlines()
-
-
-#: Characters besides printable ASCII whose width tabulate (wcwidth) takes as one column, as len() does.
-_NARROW = frozenset("Δ×→°µ…–—±≤≥·≈")
-
-
-def _plain(text: str) -> bool:
-    return text.isprintable() and (text.isascii() or all(ch.isascii() or ch in _NARROW for ch in text))
-
-
-def _pipe_table(headers: list[str], rows: list[list[str]], align: list[str]) -> list[str] | None:
-    """tabulate's "pipe" table of these strings (disable_numparse, colalign `align`), or None when they are not
-    all plain one-column-per-character text in full rows (then tabulate writes it)."""
-    if not rows or any(len(row) != len(headers) for row in rows):
-        return None
-    if not all(_plain(h) for h in headers) or not all(_plain(c) for row in rows for c in row):
-        return None
-    cells = [[c.strip() for c in row] for row in rows]  # tabulate strips aligned cells
-    widths = [max(len(h) + 2, *(len(row[j]) for row in cells)) for j, h in enumerate(headers)]
-
-    def line(values: list[str]) -> str:
-        return "| " + " | ".join(v.rjust(w) if a == "right" else v.ljust(w)
-                                 for v, w, a in zip(values, widths, align)) + " |"
-
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if a == "right" else (":" + "-" * (w + 1))
-                          for w, a in zip(widths, align)) + "|"
-    return [line(headers), rule, *(line(row) for row in cells)]
