@@ -257,17 +257,15 @@ def variant_headlines(rows: pd.DataFrame, device: str, emulated: bool, label: st
     """Per variant against its own family's baseline, in table order."""
     out = []
     varied = _varied(rows)
-    by_group = {k: g for k, g in rows.groupby(["run_id", "model", *CONFIG], sort=False, dropna=False)}
-    bases: dict[tuple, Any] = {}  # per group and baseline name: filtering the group once per row was half the time
-    for row in rows.to_dict("records"):  # the values iterrows gives, without a Series per row
-        group_key = tuple(row[c] for c in ["run_id", "model", *CONFIG])
-        group = by_group[group_key]
+    records = rows.to_dict("records")  # the values iterrows gives, without a Series per row
+    group_of = ["run_id", "model", *CONFIG]
+    # each group's rows by variant (its first row of a variant), found once: a frame per group was most of the time
+    by_variant: dict[tuple, dict[str, Any]] = {}
+    for row in reversed(records):
+        by_variant[tuple(row[c] for c in group_of) + (row["variant"],)] = row
+    for row in records:
         base_name = row.get("baseline")
-        found = bases.get((group_key, base_name), bases)
-        if found is bases:
-            base_rows = group[group["variant"] == base_name] if not missing(base_name) else group.iloc[0:0]
-            found = bases[(group_key, base_name)] = base_rows.iloc[0] if not base_rows.empty else None
-        base = found
+        base = None if missing(base_name) else by_variant.get(tuple(row[c] for c in group_of) + (base_name,))
         subject = f"{row['model']} {row['variant']} {_where(label, row, varied)}"
         values = {k: _clean(row.get(k)) for k in ("size_ratio", "accuracy", "accuracy_delta_pts", "agreement",
                                                    "throughput", "p50_ms", "peak_rss_mb", "model_size",
