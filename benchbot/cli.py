@@ -386,6 +386,15 @@ def qemu() -> None:
     """The emulated arm64 device: check the host, build the image once, start and stop VMs."""
 
 
+def _vm_command(verb: str) -> Callable[[Callable[[str], None]], click.Command]:
+    """`benchbot qemu VERB [NAME]`: NAME defaults to the bundled emulated device, errors become one sentence."""
+
+    def register(function: Callable[[str], None]) -> click.Command:
+        return qemu.command(verb)(click.argument("name", default="qemu-arm64")(friendly(function)))
+
+    return register
+
+
 @qemu.command("doctor")
 def qemu_doctor() -> None:
     """Which host tools are present or missing, and the command that installs them."""
@@ -405,9 +414,7 @@ def qemu_build(force: bool) -> None:
     console.out(f"image ready in {seconds:.0f} s: {image.folder} (python {image.guest_python})")
 
 
-@qemu.command("start")
-@click.argument("name", default="qemu-arm64")
-@friendly
+@_vm_command("start")
 def qemu_start(name: str) -> None:
     """Boot the emulated device NAME (a qemu profile, or any profile's QEMU twin) and wait for SSH."""
     console = _console()
@@ -416,18 +423,14 @@ def qemu_start(name: str) -> None:
     console.out(f"{name}: running, ssh on 127.0.0.1:{port} (boot {vm.boot_seconds} s)")
 
 
-@qemu.command("stop")
-@click.argument("name", default="qemu-arm64")
-@friendly
+@_vm_command("stop")
 def qemu_stop(name: str) -> None:
     """Stop the emulated device NAME."""
     console = _console()
     console.out(f"{name}: {'stopped' if api.vm(name, log=console.err).stop() else 'was not running'}")
 
 
-@qemu.command("status")
-@click.argument("name", default="qemu-arm64")
-@friendly
+@_vm_command("status")
 def qemu_status(name: str) -> None:
     """Whether the emulated device NAME runs, its pid, port and uptime."""
     console = _console()

@@ -34,10 +34,12 @@ class Run(StoredRun):
 
     @property
     def samples(self) -> pd.DataFrame:
+        """Every latency of every repetition, in ms, in the order measured (`samples_frame`)."""
         return self._frame("samples", samples_frame)
 
     @property
     def telemetry(self) -> pd.DataFrame:
+        """The background readings of every repetition, on the clock of its timed loop (`telemetry_frame`)."""
         return self._frame("telemetry", telemetry_frame)
 
     @property
@@ -47,6 +49,7 @@ class Run(StoredRun):
 
     @property
     def summary(self) -> pd.DataFrame:
+        """One row per planned cell: the headline and next-run interval from its repetitions (`summary_frame`)."""
         return self._frame("summary", summary_frame)
 
 

@@ -169,24 +169,13 @@ class VM:
         self.image = image
         self.emulate = emulate or EmulateSettings()
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_root() / name
+        #: the VM's files, all in its state folder: its disk overlay, qemu's pid, the console and boot state
+        self.overlay = self.state_dir / "overlay.qcow2"
+        self.pidfile = self.state_dir / "qemu.pid"
+        self.console_log = self.state_dir / "console.log"
+        self.state_file = self.state_dir / "state.json"
         self.log = log
         self.boot_seconds: float | None = None
-
-    @property
-    def overlay(self) -> Path:
-        return self.state_dir / "overlay.qcow2"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.state_dir / "qemu.pid"
-
-    @property
-    def console_log(self) -> Path:
-        return self.state_dir / "console.log"
-
-    @property
-    def state_file(self) -> Path:
-        return self.state_dir / "state.json"
 
     def _state(self) -> dict[str, Any]:
         try:
