@@ -16,7 +16,7 @@ import benchbot
 from benchbot import history, stats
 from benchbot.errors import BenchbotError
 from benchbot.models.catalog import ZOO_DIR, load_family
-from benchbot.report.compare import compare, compare_models, judge, run_spreads, verdict
+from benchbot.report.compare import INCONCLUSIVE, compare, compare_models, judge, run_spreads, verdict
 from benchbot.store import SAMPLES_HEADER, encode_chunk, read_samples_bin
 from tests.conftest import QUICK, md_rows, run_cli
 
@@ -90,6 +90,16 @@ def test_the_gate_does_not_call_a_cell_whose_processes_only_changed_speed_mode_s
     fast = [0.190, 0.191, 0.189, 0.190, 0.192]
     assert judge(fast, [x * 1.15 for x in fast], 1.05)[1:] == ("slower", "")
     assert judge([1.0, 1.01, 0.99], [1.0, 1.02, 0.98], 1.05)[1:] == ("not significant", "")
+
+
+def test_a_ratio_past_the_factor_with_a_wide_interval_is_inconclusive_not_unchanged() -> None:
+    # the gate's deeper CNN across two runs (2026-12-03): one of B's five repetitions ran 16 % slower than the rest
+    estimate, called, note = judge([1.543, 1.582, 1.544, 1.633, 1.583], [1.986, 1.713, 1.750, 1.700, 1.709], 1.05)
+    assert estimate.ratio > 1.05 and estimate.lo is not None and estimate.lo < 1.05
+    assert (called, note) == ("not significant", "inconclusive: B/A is past the factor, its interval not wholly")
+    # past 1/factor the other way is inconclusive too; one repetition a side has no interval, so no such note
+    assert judge([1.709, 1.713, 1.750, 1.700], [1.543, 1.582, 1.544, 1.633, 1.2], 1.05)[2].startswith("inconclusive")
+    assert judge([1.0], [1.3], 1.05)[1:] == ("not significant", "")
 
 
 # ----------------------------------------------------------------------------- real runs
@@ -168,7 +178,7 @@ def test_two_real_runs_of_one_plan_are_not_significant_at_the_default_factor(run
     done = run_cli(["compare", runs["ids"]["A1"], runs["ids"]["A2"], "--format", "json"], runs["env"])
     assert done.returncode == 0, (done.stdout, done.stderr)
     [cell] = json.loads(done.stdout)["cells"]
-    assert cell["verdict"] == "not significant" and cell["note"] == ""
+    assert cell["verdict"] == "not significant" and cell["note"] in ("", INCONCLUSIVE)  # the same file: no other note
     assert cell["ratio_ci_lo"] <= 1.05 and cell["ratio_ci_hi"] >= 1 / 1.05
 
 

@@ -110,6 +110,10 @@ def judge(ma: list[float], mb: list[float], factor: float, confidence: float = C
         raise ValueError("a side has no repetition medians")
     called = verdict(estimate.lo, estimate.hi, factor)
     if called == "not significant":
+        beyond = estimate.ratio > factor or estimate.ratio < 1.0 / factor
+        if beyond and estimate.lo is not None and estimate.hi is not None:
+            # not the same as "no change": the estimate is past the factor, the evidence too thin to say so
+            return estimate, called, INCONCLUSIVE
         return estimate, called, ""
     mix = stats.speed_mix(ma, mb, factor)
     if mix is None:
@@ -119,6 +123,10 @@ def judge(ma: list[float], mb: list[float], factor: float, confidence: float = C
         f"speed modes {fmt.fixed(mix.fast_ms, decimals)}/{fmt.fixed(mix.slow_ms, decimals)} ms: "
         f"A {mix.fast_a} fast + {mix.slow_a} slow, B {mix.fast_b} + {mix.slow_b}, at the same speeds; only the "
         "share moved")
+
+
+#: The note of a cell whose ratio is beyond the factor while its interval still reaches inside it.
+INCONCLUSIVE = "inconclusive: B/A is past the factor, its interval not wholly"
 
 
 def _label(key: tuple) -> str:
@@ -222,6 +230,8 @@ def compare_models(run: Run, model_a: str, model_b: str, factor: float = 1.05,
                             "in a model, not for device speed.")
     if any("speed modes" in c.note for c in result.cells):
         result.notes.append(SPEED_MIX_NOTE)
+    if any(INCONCLUSIVE in c.note for c in result.cells):
+        result.notes.append(INCONCLUSIVE_NOTE)
     return result
 
 
@@ -230,6 +240,11 @@ SPEED_MIX_NOTE = ("Cells noted 'speed modes' are beyond the factor only because 
                   "identical code, so they are not called. A change that only sends more processes into the slow "
                   "mode would look the same: compare inside one run (--models OLD,NEW) with more repetitions to "
                   "tell.")
+
+
+INCONCLUSIVE_NOTE = ("Cells noted 'inconclusive' are not called, but not shown unchanged either: their B/A is past the "
+                     "factor while the interval reaches inside it. More repetitions (--repetitions) narrow it, and a "
+                     "comparison inside one run (--models OLD,NEW) leaves out the run-to-run spread.")
 
 
 def _checked_factor(factor: float) -> float:
@@ -285,6 +300,8 @@ def _notes(a: Run, b: Run, result: Comparison) -> list[str]:
         notes.append("Some cells ran a different model file (sha256) under the same name; see the note column.")
     if any("speed modes" in c.note for c in result.cells):
         notes.append(SPEED_MIX_NOTE)
+    if any(INCONCLUSIVE in c.note for c in result.cells):
+        notes.append(INCONCLUSIVE_NOTE)
     if any(c.emulated for c in result.cells):
         notes.append("Emulated cells compare QEMU on the host with itself: useful for catching regressions in "
                      "benchbot or a model, not for device speed.")
@@ -324,8 +341,10 @@ def _explain(result: Comparison) -> str:
 
 
 def _summary_line(result: Comparison) -> str:
+    inconclusive = sum(1 for c in result.cells if INCONCLUSIVE in c.note)
     return (f"{len(result.cells)} cells compared: {len(result.slower)} slower, {len(result.faster)} faster, "
             f"{len(result.cells) - len(result.slower) - len(result.faster)} not significant"
+            + (f" ({inconclusive} inconclusive)" if inconclusive else "")
             + (f"; {len(result.only_a) + len(result.only_b)} unmatched" if result.only_a or result.only_b else ""))
 
 
