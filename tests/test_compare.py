@@ -330,12 +330,14 @@ def test_two_runs_are_judged_with_the_spread_of_the_other_cells_never_their_own(
     spread_for, _ = run_spreads(a, c)
     rows_a, rows_c = a.summary.set_index("variant"), c.summary.set_index("variant")
     # fp32 is the same file in both, so it is left out of its own spread: none of the other cells (the extra
-    # variant, in C only) was measured twice, and the other runs of that file are its own cell too
-    assert spread_for(rows_a.loc["fp32"], rows_c.loc["fp32"]) is None
+    # variant, in C only) was measured twice, and the other runs of that file are its own cell too: so it is
+    # judged with the spread a first run assumes, as the report's intervals are
+    assert spread_for(rows_a.loc["fp32"], rows_c.loc["fp32"]) == stats.ASSUMED_RUN_SPREAD
     body = json.loads(run_cli(["compare", runs["ids"]["A1"], runs["ids"]["C"], "--format", "json"],
                               runs["env"]).stdout)
-    assert [c["run_sd"] for c in body["cells"]] == [None]
-    assert any("no other cell was measured in two of its runs" in n for n in body["notes"])
+    assert [(c["run_sd"], c["run_sd_runs"]) for c in body["cells"]] == [(0.03, 0)]
+    assert any("no other cell was measured in two of its runs, so the intervals assume a run-to-run spread of 3.0 %"
+               in n for n in body["notes"])
     # a device with another cell measured in both runs: copies of D, whose `new` model then says how far
     # the device moves between the two, and `old` is judged with that spread (and not its own)
     d = benchbot.load_run(runs["ids"]["D"], results=results)

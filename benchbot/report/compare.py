@@ -60,6 +60,7 @@ class CellComparison:
     flags_b: str = ""
     note: str = ""
     run_sd: float | None = None  # the device's run-to-run spread added to the interval (two runs only)
+    run_sd_runs: int | None = None  # the runs it was learned from; 0: assumed (stats.ASSUMED_RUN_SPREAD)
 
     def label(self) -> str:
         return _label(tuple(getattr(self, c) for c in MATCH))
@@ -180,23 +181,29 @@ def run_spreads(a: Run, b: Run) -> tuple[SpreadFor, Callable[[Comparison], list[
                                    bool(r["xnnpack"]), int(r["batch"])) for r in (row_a, row_b)]
         pooled = history.spread(device, fingerprints.get(device), runs, leave_out=judged, groups=groups)
         # the cell's own other runs, when they show it moving more; never A and B themselves (positions 0, 1)
-        return history.cell_spread(device, fingerprints.get(device), runs, judged, pooled, skip_runs=range(len(own)),
-                                   groups=groups)
+        found = history.cell_spread(device, fingerprints.get(device), runs, judged, pooled, skip_runs=range(len(own)),
+                                    groups=groups)
+        # nothing to learn from: the spread a device's first run assumes, not none (the report does the same)
+        return found if found is not None else stats.ASSUMED_RUN_SPREAD
 
     def basis(result: Comparison) -> list[str]:
         notes = []
+        assumed = f"{100 * stats.ASSUMED_RUN_SPREAD.sd:.1f} %"
         for device in sorted({c.device for c in result.cells}):
-            used = sorted(c.run_sd for c in result.cells if c.device == device and c.run_sd is not None)
+            mine = [c for c in result.cells if c.device == device]
+            used = sorted(c.run_sd for c in mine if c.run_sd is not None and c.run_sd_runs)
             if not used:
-                notes.append(f"{device}: no other cell was measured in two of its runs, so the intervals hold the "
-                             "repetitions' spread only, and a shift of the whole device between the runs would read "
-                             "as a difference. Compare inside one run (--models OLD,NEW) to rule that out.")
+                notes.append(f"{device}: no other cell was measured in two of its runs, so the intervals assume a "
+                             f"run-to-run spread of {assumed} (a shift of the whole device between the runs "
+                             "reads as noise up to about that size). Compare inside one run (--models OLD,NEW) to "
+                             "judge without it.")
                 continue
             size = f"{100 * used[0]:.1f} %" + (f" to {100 * used[-1]:.1f} %" if used[-1] - used[0] >= 5e-4 else "")
-            missing = sum(1 for c in result.cells if c.device == device and c.run_sd is None)
+            missing = sum(1 for c in mine if not c.run_sd_runs)
             notes.append(f"{device}: the intervals add a run-to-run spread of {size}, learned for each cell from the "
                          f"device's other cells in these two runs and {len(others)} other run(s) in the results "
-                         "folder" + (f"; {missing} cell(s) had none to learn from" if missing else "") + ".")
+                         "folder" + (f"; {missing} cell(s) had none to learn from and assume {assumed}" if missing
+                                     else "") + ".")
         return notes
 
     return spread_for, basis
@@ -284,7 +291,7 @@ def _judge(result: Comparison, rows_a: dict[tuple, Any], rows_b: dict[tuple, Any
             p50_b_ms=float(row_b["p50_ms"]), ratio=estimate.ratio, ratio_ci_lo=estimate.lo, ratio_ci_hi=estimate.hi,
             p_value=estimate.p_value, verdict=called,
             flags_a=str(row_a.get("flags") or ""), flags_b=str(row_b.get("flags") or ""), note=", ".join(notes),
-            run_sd=spread.sd if spread else None,
+            run_sd=spread.sd if spread else None, run_sd_runs=spread.runs if spread else None,
         ))
 
 
