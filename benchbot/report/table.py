@@ -68,7 +68,7 @@ FLAG_LEGEND = "  ".join(f"{mark} {FLAG_TEXT[flag].split(':')[0]}" for flag, mark
 COLUMN_NOTES = [
     "reps: agent processes (repetitions) that finished, of those planned.  p50: geometric mean of the repetitions' "
     "medians.  next run 95%: where the next run's p50 should land (prediction interval from the spread of the "
-    "repetitions, plus the device's run-to-run spread when its other runs show it; see below).  rep CV: the "
+    "repetitions, plus the device's run-to-run spread, learned from its other runs or assumed; see below).  rep CV: the "
     "repetitions' spread.  runs, p90, p99, inf/s: over the loops of every repetition.",
     "CPU %: the benchmark process, 100 = one full core.  temp: start→max over the cell, or absent (no sensor).",
     "XNNPACK ops: ops the delegate runs / all ops, in N partitions (many partitions: slow hand-offs).",
