@@ -181,3 +181,24 @@ def test_markdown_cells_keep_a_hostile_name_on_one_row() -> None:
     lines = markdown_table(["model", "p50 ms"], [[HOSTILE["model"], "1.00"]], {"p50 ms"})
     assert len(lines) == 3 and lines[1].endswith("--:|")
     assert md_rows("\n".join(lines)) == [["model", "p50 ms"], ['<script>alert("x")</script>\\|a\\\\nb\\\\', "1.00"]]
+
+
+def test_positions_within_a_phase_count_per_attempt_and_phase_as_a_loop_would() -> None:
+    """summary._order_in_phase works on runs of equal phase; checked against the plain count on random attempts
+    whose phases come in order (as the agent writes them) or interleaved (as a damaged or odd file may)."""
+    from benchbot.summary import _order_in_phase
+
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        counts = [int(rng.integers(1, 30)) for _ in range(int(rng.integers(1, 5)))]
+        codes = np.concatenate([np.sort(rng.integers(-1, 3, c)) if rng.random() < 0.5 else rng.integers(-1, 3, c)
+                                for c in counts]).astype(np.int8)
+        expected, at = [], 0
+        for count in counts:
+            seen: dict[int, int] = {}
+            for code in codes[at:at + count].tolist():
+                expected.append(seen.get(code, 0))
+                seen[code] = seen.get(code, 0) + 1
+            at += count
+        assert _order_in_phase(codes, counts).tolist() == expected
+    assert _order_in_phase(np.empty(0, np.int8), []).tolist() == []
