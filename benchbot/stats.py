@@ -92,23 +92,21 @@ def quantile_ci_ranks(n: int, q: float = 0.5, confidence: float = 0.95) -> tuple
     return lo, hi
 
 
-def median_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float] | None:
-    """Distribution-free confidence interval of the median, or None with too few values."""
+def median_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95,
+              presorted: bool = False) -> tuple[float, float] | None:
+    """Distribution-free confidence interval of the median, or None with too few values.
+
+    `presorted`: the values are already in ascending order (a caller that sorted them for its percentiles),
+    so the two order statistics are read directly instead of partitioned out.
+    """
     data = np.asarray(values, dtype=float)
     ranks = quantile_ci_ranks(len(data), 0.5, confidence)
     if ranks is None:
         return None
     lo, hi = ranks
-    data = np.partition(data, (lo - 1, hi - 1))  # the two order statistics, not a whole sort
+    if not presorted:
+        data = np.partition(data, (lo - 1, hi - 1))  # the two order statistics, not a whole sort
     return float(data[lo - 1]), float(data[hi - 1])
-
-
-def _median_ci_sorted(ordered: np.ndarray, confidence: float = 0.95) -> tuple[float, float] | None:
-    """median_ci of values already sorted (ascending, as np.sort leaves NaN last): the same order statistics."""
-    ranks = quantile_ci_ranks(len(ordered), 0.5, confidence)
-    if ranks is None:
-        return None
-    return float(ordered[ranks[0] - 1]), float(ordered[ranks[1] - 1])
 
 
 def few_samples(n: int, shown: Sequence[int] = PERCENTILES) -> list[int]:
@@ -134,7 +132,7 @@ def latency_summary(latency_ms: Sequence[float] | np.ndarray) -> dict[str, float
     for p, value in zip(PERCENTILES, np.percentile(ordered, PERCENTILES)):
         out[f"p{p}"] = float(value)
     out["max"] = float(data.max())
-    ci = _median_ci_sorted(ordered)
+    ci = median_ci(ordered, presorted=True)
     out["p50_ci_lo"], out["p50_ci_hi"] = ci if ci else (None, None)
     out["cv"] = std / mean if mean > 0 else None
     return out

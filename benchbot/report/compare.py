@@ -235,10 +235,7 @@ def compare_models(run: Run, model_a: str, model_b: str, factor: float = 1.05,
     if any(c.emulated for c in result.cells):
         result.notes.append("Emulated cells compare QEMU on the host with itself: useful for catching regressions "
                             "in a model, not for device speed.")
-    if any("speed modes" in c.note for c in result.cells):
-        result.notes.append(SPEED_MIX_NOTE)
-    if any(INCONCLUSIVE in c.note for c in result.cells):
-        result.notes.append(INCONCLUSIVE_NOTE)
+    result.notes += _verdict_notes(result)
     return result
 
 
@@ -252,6 +249,12 @@ SPEED_MIX_NOTE = ("Cells noted 'speed modes' are beyond the factor only because 
 INCONCLUSIVE_NOTE = ("Cells noted 'inconclusive' are not called, but not shown unchanged either: their B/A is past the "
                      "factor while the interval reaches inside it. More repetitions (--repetitions) narrow it, and a "
                      "comparison inside one run (--models OLD,NEW) leaves out the run-to-run spread.")
+
+
+def _verdict_notes(result: Comparison) -> list[str]:
+    """What the 'speed modes' and 'inconclusive' cell notes mean, once each, when a cell has one (`judge`)."""
+    return [text for mark, text in (("speed modes", SPEED_MIX_NOTE), (INCONCLUSIVE, INCONCLUSIVE_NOTE))
+            if any(mark in c.note for c in result.cells)]
 
 
 def _checked_factor(factor: float) -> float:
@@ -305,10 +308,7 @@ def _notes(a: Run, b: Run, result: Comparison) -> list[str]:
                          f"; B is {fingerprint_line(fb[device])}")
     if any("different model file" in c.note for c in result.cells):
         notes.append("Some cells ran a different model file (sha256) under the same name; see the note column.")
-    if any("speed modes" in c.note for c in result.cells):
-        notes.append(SPEED_MIX_NOTE)
-    if any(INCONCLUSIVE in c.note for c in result.cells):
-        notes.append(INCONCLUSIVE_NOTE)
+    notes += _verdict_notes(result)
     if any(c.emulated for c in result.cells):
         notes.append("Emulated cells compare QEMU on the host with itself: useful for catching regressions in "
                      "benchbot or a model, not for device speed.")
