@@ -230,9 +230,11 @@ def list_runs_command(run: str | None, verify: bool, results: str | None) -> Non
     console = _console()
     root, entries = api.list_runs(run, results, verify)
     console.runs(root, entries)
-    damaged = sum(len(e.damaged or []) for e in entries)
+    damaged = [e for e in entries if e.damaged]
     if damaged:
-        console.error(f"{damaged} damaged repetition(s); `benchbot run --resume RUN` measures them again")
+        fix = "; ".join(f"`benchbot run --resume {e.run_id}`" for e in damaged[:3]) + (" ..." if len(damaged) > 3 else "")
+        console.error(f"{sum(len(e.damaged or []) for e in damaged)} damaged repetition(s) in {len(damaged)} run(s); "
+                      f"{fix} measures them again")
         sys.exit(1)
 
 

@@ -269,8 +269,7 @@ class Console:
         if not entries:
             self.out(f"no runs in {root}")
         for e in entries:
-            state = "complete" if e.complete else "incomplete"
-            self.out(f"{e.run_id}  {state:10}  {e.cells_ok}/{e.cells} cells ok  devices: {','.join(e.devices)}")
+            self.out(f"{e.run_id}  {e.state:10}  {e.cells_ok}/{e.cells} cells ok  devices: {','.join(e.devices)}")
             if e.damaged is not None:
                 for attempt in e.damaged:
                     self.out(f"  damaged: {attempt.cell.key} repetition {attempt.repetition}: {attempt.damage}")
@@ -281,14 +280,15 @@ class Console:
     def report(self, report: Any) -> None:
         """The terminal report: run states, a table per device, failures, then the sections."""
         from rich.markdown import Markdown
+        from rich.text import Text
 
         from benchbot.report import table
 
         console = self.rich()
         data = report.data
         for state in data.run_states():
-            done = "complete" if state["complete"] else "INCOMPLETE (some cells did not finish)"
-            console.print(f"[bold]run {state['run_id']}[/]  {done}  ({state['folder']})")
+            console.print(Text.assemble((f"run {state['run_id']}", "bold"),
+                                        f"  {state['state_words']}  ({state['folder']})"))
         for renderable in table.to_rich(data):
             console.print(renderable)
         for line in table.failures(data.summary):

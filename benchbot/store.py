@@ -747,8 +747,28 @@ class StoredRun:
 
     @property
     def complete(self) -> bool:
+        return self.state == "complete"
+
+    @property
+    def state(self) -> str:
+        """complete; incomplete (it ended early, or a cell did not finish); or damaged (every cell finished,
+        but some stored samples are not what was written)."""
         ended = any(e.get("event") == "run_end" for e in self.log)
-        return ended and all(self.status(c.key) == "ok" for c in self.cells)
+        statuses = {self.status(c.key) for c in self.cells}
+        if ended and statuses <= {"ok"}:
+            return "complete"
+        return "incomplete" if not ended or statuses - {"ok", "damaged"} else "damaged"
+
+    def state_words(self) -> str:
+        """The run's state in the words a report header uses, damage counted (it can come with a cut-off run)."""
+        state = self.state
+        if state == "complete":
+            return state
+        words = ["INCOMPLETE (some cells did not finish)"] if state == "incomplete" else []
+        if damaged := len(self.damaged()):
+            words.append(f"DAMAGED ({damaged} repetition(s) whose stored samples are not whole; "
+                         f"`benchbot run --resume {self.run_id}` measures them again)")
+        return ", ".join(words)
 
     @property
     def fingerprints(self) -> dict[str, dict[str, Any]]:

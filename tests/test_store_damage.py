@@ -50,7 +50,11 @@ def test_damaged_samples_are_found_reported_and_measured_again(cli_env: dict[str
 
     shown = run_cli(["report", "--no-plots"], cli_env)
     assert shown.returncode == 0 and "Traceback" not in shown.stderr + shown.stdout, shown.stderr
-    assert f"{garbage}isdamaged:17straybyte(s)" in "".join(shown.stdout.split())  # however the table wraps it
+    flat = "".join(shown.stdout.split())  # however the terminal wraps it
+    assert f"{garbage}isdamaged:17straybyte(s)" in flat
+    assert f"DAMAGED(3repetition(s)whosestoredsamplesarenotwhole;`benchbotrun--resume{run.run_id}`" in flat
+    assert "INCOMPLETE" not in shown.stdout, "every cell finished: the run is damaged, not cut short"
+    assert "fastestfp16;" in flat and "notranked:fp32(damaged),int8(damaged)" in flat, "damaged cells ranked"
     run = benchbot.load_run(results=results)
     summary = run.summary.set_index("variant")
     assert summary.loc["fp32", "status"] == "damaged" and "damaged" in summary.loc["fp32", "flags"].split(",")
@@ -65,7 +69,8 @@ def test_damaged_samples_are_found_reported_and_measured_again(cli_env: dict[str
     verify = run_cli(["runs", "--verify", run.run_id], cli_env)
     assert verify.returncode == 1, verify.stdout
     assert verify.stdout.count("  damaged: ") == 3 and str(deleted) in verify.stdout
-    assert "benchbot run --resume" in verify.stderr and "Traceback" not in verify.stderr
+    assert verify.stdout.startswith(f"{run.run_id}  damaged ")
+    assert f"benchbot run --resume {run.run_id}" in verify.stderr and "Traceback" not in verify.stderr
 
     resumed = run_cli(["run", "--resume", run.run_id], cli_env)
     assert resumed.returncode == 0, resumed.stderr

@@ -14,7 +14,7 @@ class RunEntry:
     """One stored run as `benchbot runs` lists it; `damaged` is None unless verified."""
 
     run_id: str
-    complete: bool
+    state: str  # complete, incomplete or damaged (StoredRun.state)
     cells_ok: int
     cells: int
     devices: list[str] = field(default_factory=list)
@@ -33,6 +33,6 @@ def list_runs(run: str | None = None, results: str | None = None, verify: bool =
     for folder in folders:
         loaded = load_run(folder)
         statuses = [loaded.status(c.key) for c in loaded.cells]
-        entries.append(RunEntry(loaded.run_id, loaded.complete, statuses.count("ok"), len(statuses),
+        entries.append(RunEntry(loaded.run_id, loaded.state, statuses.count("ok"), len(statuses),
                                 sorted(loaded.manifest.get("devices", {})), loaded.damaged() if verify else None))
     return root, entries

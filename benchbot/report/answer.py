@@ -41,11 +41,16 @@ class GroupAnswer:
     accuracy_known: bool
     setting: str = ""                  # " no-xnnpack", " batch 4" where those vary
     notes: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # variant -> why it is not ranked (its status)
 
     def sentence(self) -> str:
         where = f"{name(self.model)} t{self.threads}{self.setting}"
+        unranked = ", ".join(f"{name(v)} ({why})" for v, why in self.left_out.items())
         if not self.fastest:
-            return f"{where}: no variant finished"
+            return f"{where}: no variant finished whole" + (f": {unranked}" if unranked else "")
+        return self._ranked_sentence(where) + (f"; not ranked: {unranked}" if unranked else "")
+
+    def _ranked_sentence(self, where: str) -> str:
         if len(self.fastest) == 1:
             speed = f"fastest {name(self.fastest[0])}"
         else:
@@ -89,11 +94,14 @@ def answers(data: ReportData, max_accuracy_drop: float = MAX_ACCURACY_DROP) -> l
         rows = rows[[c for c in _READ if c in rows]]  # filtered per group below: the columns read, not ~90
         for key, group in rows.groupby(["run_id", "model", "threads", "xnnpack", "batch"], sort=False):
             run_id, model, threads = key[0], key[1], key[2]
-            ok = group[(group["status"] == "ok") & group["p50_ms"].notna()]
+            finished = (group["status"] == "ok") & group["p50_ms"].notna()
+            ok = group[finished]
             answer = GroupAnswer(device=device, emulated=emulated, run_id=str(run_id), model=str(model),
                                  threads=int(threads), fastest=[], fastest_p50_ms=None, ranked=False,
                                  smallest_within_budget=None, budget_pts=max_accuracy_drop, accuracy_known=False,
-                                 setting=_setting(group.iloc[0], varies))
+                                 setting=_setting(group.iloc[0], varies),
+                                 left_out={str(v): str(st) for v, st in zip(group.loc[~finished, "variant"],
+                                                                            group.loc[~finished, "status"])})
             if not ok.empty:
                 best = ok.loc[ok["p50_ms"].astype(float).idxmin()]
                 answer.fastest_p50_ms = float(best["p50_ms"])

@@ -227,8 +227,9 @@ class ReportData:
         return out
 
     def run_states(self) -> list[dict[str, Any]]:
-        return [{"run_id": r.run_id, "complete": r.complete, "folder": str(r.folder), "created": r.manifest.get("created"),
-                 "devices": r.fingerprints} for r in self.runs]
+        return [{"run_id": r.run_id, "complete": r.complete, "state": r.state, "state_words": r.state_words(),
+                 "folder": str(r.folder), "created": r.manifest.get("created"), "devices": r.fingerprints}
+                for r in self.runs]
 
 
 def report_notes(data: ReportData) -> list[str]:
@@ -255,8 +256,12 @@ def report_notes(data: ReportData) -> list[str]:
                 notes.append(f"{device_label(device, emu)} appears in runs {', '.join(run_ids)}; rows keep their run "
                              "id and relative columns compare variants within one run.")
     for run in data.runs:
-        if not run.complete:
+        if run.state == "incomplete":
             notes.append(f"Run {run.run_id} is incomplete: some cells did not finish (see the failures below).")
+        if damaged := len(run.damaged()):
+            notes.append(f"Run {run.run_id} has {damaged} repetition(s) whose stored samples are not what was "
+                         f"written (flag D, see below); their cells are not ranked. `benchbot run --resume "
+                         f"{run.run_id}` measures them again.")
     if data.baseline != "fastest" and "p50_ms" in data.summary:
         lacking = data.summary[data.summary["rel_baseline"].isna() & data.summary["p50_ms"].notna()]
         if not lacking.empty:

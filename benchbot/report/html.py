@@ -109,7 +109,7 @@ def render(data: ReportData, plots: Iterable[PlotFile] = (), sections: Iterable[
     return _environment().get_template("report.html.j2").render(
         run_ids=[r.run_id for r in data.runs],
         states=[{"run_id": s["run_id"], "created": s.get("created") or "?",
-                 "done": "complete" if s["complete"] else "INCOMPLETE (some cells did not finish)"}
+                 "done": s["state_words"]}
                 for s in data.run_states()],
         notes=data.notes,
         answers=[(device_label(a.device, a.emulated) + (f", run {a.run_id}" if data.multi_run else ""), a.sentence())
