@@ -230,11 +230,18 @@ def list_runs_command(run: str | None, verify: bool, results: str | None) -> Non
     console = _console()
     root, entries = api.list_runs(run, results, verify)
     console.runs(root, entries)
+    if not verify:
+        return
+    unreadable = [e.run_id for e in entries if e.unreadable]
+    if unreadable:
+        console.error(f"{len(unreadable)} run(s) cannot be read: {', '.join(unreadable[:5])}"
+                      + (" ..." if len(unreadable) > 5 else ""))
     damaged = [e for e in entries if e.damaged]
     if damaged:
         fix = "; ".join(f"`benchbot run --resume {e.run_id}`" for e in damaged[:3]) + (" ..." if len(damaged) > 3 else "")
         console.error(f"{sum(len(e.damaged or []) for e in damaged)} damaged repetition(s) in {len(damaged)} run(s); "
                       f"{fix} measures them again")
+    if unreadable or damaged:
         sys.exit(1)
 
 

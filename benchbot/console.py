@@ -269,6 +269,9 @@ class Console:
         if not entries:
             self.out(f"no runs in {root}")
         for e in entries:
+            if e.unreadable:
+                self.out(f"{e.run_id}  unreadable  {e.unreadable}")
+                continue
             self.out(f"{e.run_id}  {e.state:10}  {e.cells_ok}/{e.cells} cells ok  devices: {','.join(e.devices)}")
             if e.damaged is not None:
                 for attempt in e.damaged:

@@ -331,6 +331,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
+        if _looks_like_run(folder):
+            raise BenchbotError(f"{folder} is damaged: its manifest.json (the run's plan and settings) is missing; "
+                                f"what was measured is still in {folder / 'cells'}") from None
         raise BenchbotError(f"{folder} is not a benchbot run (no manifest.json)") from None
     except ValueError as exc:
         raise BenchbotError(f"{path} is damaged ({exc})") from None
@@ -341,11 +344,18 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def _looks_like_run(folder: Path) -> bool:
+    """A run folder, whole or not: a manifest, or the log and cells only a run writes."""
+    return (folder / "manifest.json").is_file() or (folder / "log.jsonl").is_file() or (folder / "cells").is_dir()
+
+
 def list_runs(root: Path | None = None) -> list[Path]:
+    """Every run folder in the results folder, oldest first, including damaged ones (reading them says what
+    is wrong)."""
     root = results_root(root)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())
+    return sorted(p for p in root.iterdir() if p.is_dir() and _looks_like_run(p))
 
 
 def find_run(run: str | os.PathLike[str] | None = None, root: Path | None = None) -> Path:
@@ -356,7 +366,7 @@ def find_run(run: str | os.PathLike[str] | None = None, root: Path | None = None
             raise BenchbotError(f"no runs in {results_root(root)}; start one with `benchbot run`")
         return runs[-1]
     path = Path(run)
-    if (path / "manifest.json").is_file():
+    if path.is_dir() and _looks_like_run(path):
         return path
     matches = [p for p in runs if p.name == str(run)] or [p for p in runs if p.name.startswith(str(run))]
     if len(matches) == 1:

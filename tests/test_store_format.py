@@ -294,3 +294,33 @@ def test_telemetry_columns_file_loads_as_the_events_do(tmp_path: Path) -> None:
     from_file, _, changed = _frames(folder)
     assert not from_file
     assert len(changed["telemetry"]) == 41 and changed["telemetry"]["cpu_pct"].iloc[-1] == 1.0
+
+
+def test_a_run_whose_manifest_is_damaged_or_missing_is_named_and_never_hides_the_others(tmp_path: Path) -> None:
+    whole = _fixture(2, tmp_path)
+    results = whole.parent
+    damaged, missing = results / "20261201-000000-aaaa", results / "20261201-000000-bbbb"
+    shutil.copytree(whole, damaged)
+    shutil.copytree(whole, missing)
+    (damaged / "manifest.json").write_text('{"format": "benchbot-run", "plan": ')  # cut mid-write
+    (missing / "manifest.json").unlink()
+    env = {"BENCHBOT_RESULTS": str(results), "PATH": "/usr/bin:/bin"}
+
+    listed = run_cli(["runs"], env)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith(f"{damaged.name}  unreadable  {damaged / 'manifest.json'} is damaged (")
+    assert lines[1] == (f"{missing.name}  unreadable  {missing} is damaged: its manifest.json (the run's plan and "
+                        f"settings) is missing; what was measured is still in {missing / 'cells'}")
+    assert lines[2].startswith(f"{whole.name}  complete ")
+
+    verify = run_cli(["runs", "--verify"], env)
+    assert verify.returncode == 1 and f"2 run(s) cannot be read: {damaged.name}, {missing.name}" in verify.stderr
+    assert "verified: every repetition's samples are whole" in verify.stdout  # the whole run is still checked
+
+    for broken in (damaged, missing):
+        shown = run_cli(["report", "--no-plots", broken.name], env)
+        assert shown.returncode == 2 and "Traceback" not in shown.stderr and str(broken) in shown.stderr
+        resumed = run_cli(["run", "--resume", broken.name], env)
+        assert resumed.returncode == 2 and "is damaged" in resumed.stderr, resumed.stderr
+    assert run_cli(["report", "--no-plots", whole.name], env).returncode == 0
