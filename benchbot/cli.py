@@ -241,7 +241,10 @@ def list_runs_command(run: str | None, verify: bool, results: str | None) -> Non
         fix = "; ".join(f"`benchbot run --resume {e.run_id}`" for e in damaged[:3]) + (" ..." if len(damaged) > 3 else "")
         console.error(f"{sum(len(e.damaged or []) for e in damaged)} damaged repetition(s) in {len(damaged)} run(s); "
                       f"{fix} measures them again")
-    if unreadable or damaged:
+    logs = [e.run_id for e in entries if e.log_damage]
+    if logs:
+        console.error(f"the run log of {', '.join(logs[:5])} is damaged: what its unreadable lines said is lost")
+    if unreadable or damaged or logs:
         sys.exit(1)
 
 

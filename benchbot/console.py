@@ -273,11 +273,13 @@ class Console:
                 self.out(f"{e.run_id}  unreadable  {e.unreadable}")
                 continue
             self.out(f"{e.run_id}  {e.state:10}  {e.cells_ok}/{e.cells} cells ok  devices: {','.join(e.devices)}")
+            if e.log_damage:
+                self.out(f"  damaged: {e.log_damage}")
             if e.damaged is not None:
                 for attempt in e.damaged:
                     self.out(f"  damaged: {attempt.cell.key} repetition {attempt.repetition}: {attempt.damage}")
                 if not e.damaged:
-                    self.out("  verified: every repetition's samples are whole")
+                    self.out("  verified: every repetition's samples and events are whole")
 
     # ------------------------------------------------------------------ report
     def report(self, report: Any) -> None:

@@ -279,9 +279,10 @@ def write_telemetry_columns(folder: Path) -> Path | None:
         return None
 
 
-def _read_attempt_events(folder: Path) -> tuple[list[dict[str, Any]], dict[str, list[Any]] | None]:
+def _read_attempt_events(folder: Path, bad: list[int]) -> tuple[list[dict[str, Any]], dict[str, list[Any]] | None]:
     """An attempt's events, and its telemetry columns from telemetry.json when that file matches events.jsonl
-    byte for byte; then the telemetry lines are not parsed (their events are read again only if asked for)."""
+    byte for byte; then the telemetry lines are not parsed (their events are read again only if asked for).
+    The numbers of damaged lines go into `bad`."""
     try:
         data = (folder / EVENTS_FILE).read_bytes()
     except (FileNotFoundError, IsADirectoryError):
@@ -298,13 +299,14 @@ def _read_attempt_events(folder: Path) -> tuple[list[dict[str, Any]], dict[str, 
         columns = index.get("columns")
         if (len(lines) - len(others) == index.get("readings") and isinstance(columns, dict)
                 and all(len(columns.get(c, ())) == index["readings"] for c in TELEMETRY_COLUMNS)):
-            events = _parse_lines(others)
+            events = _parse_lines(others, bad)  # its line numbers count only the non-telemetry lines
             if not any(e.get("event") == "telemetry" for e in events):
                 # one string object per phase name, not one per reading: the parser's copies (~3.5 MiB over a
                 # 200-cell run) are freed while the next attempt is parsed, which reuses their memory
                 columns["phase"] = [sys.intern(p) if type(p) is str else p for p in columns["phase"]]
                 return events, columns
-    return _parse_jsonl(data), None
+            bad.clear()
+    return _parse_jsonl(data, bad), None
 
 
 def encode_chunk(phase: str, start_ns: Any, latency_ns: Any) -> tuple[bytes, int]:
@@ -376,8 +378,9 @@ def find_run(run: str | os.PathLike[str] | None = None, root: Path | None = None
     raise BenchbotError(f"no run '{run}' in {results_root(root)} (see `benchbot runs`)")
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every complete JSON line; a torn last line (the process died mid-write) is skipped.
+def read_jsonl(path: Path, bad: list[int] | None = None) -> list[dict[str, Any]]:
+    """Every complete JSON line; a torn last line (the process died mid-write) is skipped. Any other line
+    that does not parse is damage: its number (from 1) goes into `bad` when given.
 
     The whole file is parsed in one call (a list of its lines) and only a file that does not parse
     is read line by line: 200 cells of telemetry are ~70,000 lines, and one call per line is most of
@@ -387,15 +390,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         data = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
         return []
-    return _parse_jsonl(data)
+    return _parse_jsonl(data, bad)
 
 
-def _parse_jsonl(data: bytes) -> list[dict[str, Any]]:
-    return _parse_lines(data.splitlines())
+def _parse_jsonl(data: bytes, bad: list[int] | None = None) -> list[dict[str, Any]]:
+    return _parse_lines(data.splitlines(), bad)
 
 
-def _parse_lines(raw: list[bytes]) -> list[dict[str, Any]]:
-    """The JSON objects among these lines, in one parser call unless one of them is torn (see read_jsonl)."""
+def _parse_lines(raw: list[bytes], bad: list[int] | None = None) -> list[dict[str, Any]]:
+    """The JSON objects among these lines, in one parser call unless one of them is torn (see read_jsonl);
+    the numbers of lines that are not JSON objects, a torn last line excepted, go into `bad`."""
     lines = [line for line in raw if line.strip()]
     if not lines:
         return []
@@ -406,14 +410,27 @@ def _parse_lines(raw: list[bytes]) -> list[dict[str, Any]]:
     except ValueError:
         pass
     out = []
-    for line in lines:
+    last = max(i for i, line in enumerate(raw) if line.strip())
+    for number, line in enumerate(raw):
+        if not line.strip():
+            continue
         try:
             event = _loads(line)
         except ValueError:
-            continue
+            event = None
         if isinstance(event, dict):
             out.append(event)
+        elif bad is not None and number != last:
+            bad.append(number + 1)
     return out
+
+
+def _unreadable(path: Path, bad: list[int]) -> str | None:
+    """One sentence for the lines of a JSON-lines file that do not parse, or None when there are none."""
+    if not bad:
+        return None
+    where = ", ".join(map(str, bad[:5])) + (" ..." if len(bad) > 5 else "")
+    return f"{path} is damaged: {len(bad)} unreadable line(s) (line {where})"
 
 
 _loads: Callable[[bytes], Any] = json.loads
@@ -481,6 +498,8 @@ class CellAttempt:
     _rows: SampleRows | None = field(default=None, repr=False, compare=False)
     _samples: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     _damage: str | None = field(default=None, repr=False, compare=False)
+    #: What is wrong with events.jsonl (lines that do not parse), found when it was read.
+    events_damage: str | None = field(default=None, repr=False, compare=False)
     #: What an analysis derived from this attempt once per load (benchbot.summary keeps its telemetry rows here).
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -535,9 +554,12 @@ class CellAttempt:
 
     @property
     def damage(self) -> str | None:
-        """What is wrong with this attempt's stored samples, in one sentence, or None when they are whole."""
+        """What is wrong with this attempt's stored samples or events, in one sentence, or None when they are
+        whole."""
         self.sample_rows()
-        return self._damage
+        if self._damage and self.events_damage:
+            return f"{self._damage}; {self.events_damage}"
+        return self._damage or self.events_damage
 
     @property
     def reason(self) -> str | None:
@@ -739,6 +761,7 @@ class StoredRun:
     manifest: dict[str, Any]
     attempts: dict[str, list[CellAttempt]]
     log: list[dict[str, Any]]
+    log_damage: str | None = None  # lines of log.jsonl that do not parse (a torn last line is not damage)
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
@@ -762,10 +785,10 @@ class StoredRun:
     @property
     def state(self) -> str:
         """complete; incomplete (it ended early, or a cell did not finish); or damaged (every cell finished,
-        but some stored samples are not what was written)."""
+        but some stored samples, events or log lines are not what was written)."""
         ended = any(e.get("event") == "run_end" for e in self.log)
         statuses = {self.status(c.key) for c in self.cells}
-        if ended and statuses <= {"ok"}:
+        if ended and statuses <= {"ok"} and not self.log_damage:
             return "complete"
         return "incomplete" if not ended or statuses - {"ok", "damaged"} else "damaged"
 
@@ -776,8 +799,10 @@ class StoredRun:
             return state
         words = ["INCOMPLETE (some cells did not finish)"] if state == "incomplete" else []
         if damaged := len(self.damaged()):
-            words.append(f"DAMAGED ({damaged} repetition(s) whose stored samples are not whole; "
+            words.append(f"DAMAGED ({damaged} repetition(s) whose stored samples or events are not whole; "
                          f"`benchbot run --resume {self.run_id}` measures them again)")
+        if self.log_damage:
+            words.append(f"DAMAGED ({self.log_damage}: what those lines said is lost)")
         return ", ".join(words)
 
     @property
@@ -856,10 +881,14 @@ def open_run(run: str | os.PathLike[str] | None = None, results: str | os.PathLi
         if base.is_dir():
             for rep, rep_folder in _repetition_folders(base):
                 for sub in sorted((p for p in rep_folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
-                    events, telemetry = _read_attempt_events(sub)
-                    found.append(CellAttempt(cell, int(sub.name), sub, events, rep, telemetry))
+                    bad: list[int] = []
+                    events, telemetry = _read_attempt_events(sub, bad)
+                    found.append(CellAttempt(cell, int(sub.name), sub, events, rep, telemetry,
+                                             events_damage=_unreadable(sub / EVENTS_FILE, bad)))
         attempts[cell.key] = found
-    return cls(folder, manifest, attempts, read_jsonl(folder / "log.jsonl"))
+    bad = []
+    log = read_jsonl(folder / "log.jsonl", bad)
+    return cls(folder, manifest, attempts, log, _unreadable(folder / "log.jsonl", bad))
 
 
 def _repetition_folders(base: Path) -> list[tuple[int, Path]]:

@@ -106,7 +106,7 @@ def test_a_killed_run_keeps_what_it_measured_and_resumes(how: str, cli_env: dict
     assert len([a for a in after.attempts[key] if a.repetition == rep]) == 2
     assert sorted(p.name for p in results.iterdir()) == [run.run_id]
     again = run_cli(["run", "--resume", run.run_id], cli_env)
-    assert again.returncode == 2 and "already complete" in again.stderr
+    assert again.returncode == 2 and "nothing to resume" in again.stderr
 
 
 def test_agent_exits_by_itself_past_its_deadline(family: Path) -> None:

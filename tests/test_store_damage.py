@@ -52,7 +52,7 @@ def test_damaged_samples_are_found_reported_and_measured_again(cli_env: dict[str
     assert shown.returncode == 0 and "Traceback" not in shown.stderr + shown.stdout, shown.stderr
     flat = "".join(shown.stdout.split())  # however the terminal wraps it
     assert f"{garbage}isdamaged:17straybyte(s)" in flat
-    assert f"DAMAGED(3repetition(s)whosestoredsamplesarenotwhole;`benchbotrun--resume{run.run_id}`" in flat
+    assert f"DAMAGED(3repetition(s)whosestoredsamplesoreventsarenotwhole;`benchbotrun--resume{run.run_id}`" in flat
     assert "INCOMPLETE" not in shown.stdout, "every cell finished: the run is damaged, not cut short"
     assert "fastestfp16;" in flat and "notranked:fp32(damaged),int8(damaged)" in flat, "damaged cells ranked"
     run = benchbot.load_run(results=results)

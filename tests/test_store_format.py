@@ -316,7 +316,7 @@ def test_a_run_whose_manifest_is_damaged_or_missing_is_named_and_never_hides_the
 
     verify = run_cli(["runs", "--verify"], env)
     assert verify.returncode == 1 and f"2 run(s) cannot be read: {damaged.name}, {missing.name}" in verify.stderr
-    assert "verified: every repetition's samples are whole" in verify.stdout  # the whole run is still checked
+    assert "verified: every repetition's samples and events are whole" in verify.stdout  # the whole run is still checked
 
     for broken in (damaged, missing):
         shown = run_cli(["report", "--no-plots", broken.name], env)
@@ -324,3 +324,33 @@ def test_a_run_whose_manifest_is_damaged_or_missing_is_named_and_never_hides_the
         resumed = run_cli(["run", "--resume", broken.name], env)
         assert resumed.returncode == 2 and "is damaged" in resumed.stderr, resumed.stderr
     assert run_cli(["report", "--no-plots", whole.name], env).returncode == 0
+
+
+def test_unreadable_lines_in_events_and_the_run_log_are_damage_but_a_torn_last_line_is_not(tmp_path: Path) -> None:
+    folder = _fixture(2, tmp_path)
+    env = {"BENCHBOT_RESULTS": str(folder.parent), "PATH": "/usr/bin:/bin"}
+    log = folder / "log.jsonl"
+    log.write_bytes(log.read_bytes() + b'{"event": "cell", "key": "loc')  # the host died mid-write
+    torn = benchbot.load_run(folder)
+    assert torn.log_damage is None and torn.state == "complete"
+
+    events = folder / "cells" / "local--tiny--fp32--t1" / "rep1" / "1" / "events.jsonl"
+    lines = events.read_bytes().splitlines(keepends=True)
+    events.write_bytes(b"".join(lines[:2]) + b"{garbage\n" + b"".join(lines[2:]))
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:3]) + b"\x00\x00\x00\n" + b"".join(lines[3:]))
+
+    run = benchbot.load_run(folder)
+    assert run.log_damage == f"{log} is damaged: 1 unreadable line(s) (line 4)"
+    [attempt] = run.damaged()
+    assert (attempt.cell.variant, attempt.repetition) == ("fp32", 1)
+    assert attempt.damage == f"{events} is damaged: 1 unreadable line(s) (line 3)"
+    assert run.state == "damaged" and not run.complete
+    assert run.summary.set_index("variant").loc["int8", "status"] == "ok"  # the rest reads normally
+
+    verify = run_cli(["runs", "--verify", folder.name], env)
+    assert verify.returncode == 1 and f"  damaged: {run.log_damage}" in verify.stdout
+    assert f"repetition 1: {attempt.damage}" in verify.stdout
+    shown = run_cli(["report", "--no-plots", "--format", "md", folder.name], env)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    assert f"Run {run.run_id}: {run.log_damage}; what those lines said" in shown.stdout

@@ -168,7 +168,7 @@ def _resume(request: RunRequest, root: Path) -> tuple[Plan, RunWriter, list]:
         devices.append(profile)
     todo = run.units_todo()
     if not todo:
-        raise BenchbotError(f"run {run.run_id} is already complete; nothing to resume")
+        raise BenchbotError(f"run {run.run_id} has nothing to resume: every planned repetition is stored whole")
     for unit in todo:
         if not Path(unit.cell.model_path).is_file():
             raise BenchbotError(f"cannot resume: model file {unit.cell.model_path} of cell {unit.cell.key} is gone")

@@ -20,6 +20,7 @@ class RunEntry:
     devices: list[str] = field(default_factory=list)
     damaged: list[Any] | None = None  # store attempts (cell, repetition, damage)
     unreadable: str | None = None  # why the run cannot be read at all (state "unreadable")
+    log_damage: str | None = None  # lines of its log.jsonl that do not parse
 
 
 def list_runs(run: str | None = None, results: str | None = None, verify: bool = False) -> tuple[Path, list[RunEntry]]:
@@ -40,5 +41,6 @@ def list_runs(run: str | None = None, results: str | None = None, verify: bool =
             continue
         statuses = [loaded.status(c.key) for c in loaded.cells]
         entries.append(RunEntry(loaded.run_id, loaded.state, statuses.count("ok"), len(statuses),
-                                sorted(loaded.manifest.get("devices", {})), loaded.damaged() if verify else None))
+                                sorted(loaded.manifest.get("devices", {})), loaded.damaged() if verify else None,
+                                log_damage=loaded.log_damage))
     return root, entries

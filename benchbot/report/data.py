@@ -259,9 +259,12 @@ def report_notes(data: ReportData) -> list[str]:
         if run.state == "incomplete":
             notes.append(f"Run {run.run_id} is incomplete: some cells did not finish (see the failures below).")
         if damaged := len(run.damaged()):
-            notes.append(f"Run {run.run_id} has {damaged} repetition(s) whose stored samples are not what was "
-                         f"written (flag D, see below); their cells are not ranked. `benchbot run --resume "
+            notes.append(f"Run {run.run_id} has {damaged} repetition(s) whose stored samples or events are not what "
+                         f"was written (flag D, see below); their cells are not ranked. `benchbot run --resume "
                          f"{run.run_id}` measures them again.")
+        if run.log_damage:
+            notes.append(f"Run {run.run_id}: {run.log_damage}; what those lines said (a device's fingerprint, a "
+                         "repetition's median, the run's end) is lost.")
     if data.baseline != "fastest" and "p50_ms" in data.summary:
         lacking = data.summary[data.summary["rel_baseline"].isna() & data.summary["p50_ms"].notna()]
         if not lacking.empty:
