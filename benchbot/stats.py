@@ -24,7 +24,7 @@ import functools
 import math
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -215,8 +215,6 @@ class RunSpread:
     #: own few repetitions happened to agree (all in one of a model's two speed modes) is judged with this instead.
     rep_var: float | None = None
     rep_df: float = 0.0
-    #: Degrees of freedom of the assumed spread pooled into `sd` (`guarded_spread`); 0: `sd` is the learned one.
-    prior_df: float = 0.0
 
 
 #: The run-to-run spread a device's next-run intervals assume until two of its runs measure one
@@ -227,26 +225,6 @@ class RunSpread:
 #: degrees of freedom say it is a guess. A later run replaces it with the measured spread, and the report says
 #: which one an interval holds (`run_sd_runs` 0: assumed).
 ASSUMED_RUN_SPREAD = RunSpread(sd=0.03, df=4.0, runs=0, cells=0)
-
-
-def guarded_spread(found: RunSpread | None, prior: RunSpread = ASSUMED_RUN_SPREAD) -> RunSpread:
-    """The spread an interval adds: `prior` (the assumed spread) when nothing was learned, else the learned
-    one, unless pooling it with the prior as `prior.df` degrees of freedom of evidence gives a larger spread.
-
-    A spread learned from a few cells of two runs can come out near 0 (two runs that happened to agree, or
-    a method-of-moments estimate floored at 0) on one or two degrees of freedom: taken alone it would make
-    the next run's interval as narrow as the repetitions and no better founded than the guess. Pooling
-    (df_l·sd_l² + df_p·sd_p²) / (df_l + df_p), as a scaled inverse-chi² prior does, lets few runs move the
-    spread only a little and many runs decide it; only a pool larger than what was learned is used, so
-    a cell whose runs show it moving more keeps its own, wider spread.
-    """
-    if found is None:
-        return prior
-    df = found.df + prior.df
-    pooled = (found.df * found.sd**2 + prior.df * prior.sd**2) / df
-    if math.sqrt(pooled) <= found.sd:
-        return found
-    return replace(found, sd=math.sqrt(pooled), df=df, prior_df=prior.df)
 
 
 def pooled_repetition_variance(runs: Iterable[Sequence[float]]) -> tuple[float, float] | None:

@@ -414,7 +414,6 @@ def _aggregate(cell_reps: list[dict[str, Any]], planned: int, pooled_loop_ms: np
     row["rep_cv"] = estimate.cv if estimate else None
     row["run_sd"] = spread.sd if spread else None
     row["run_sd_runs"] = spread.runs if spread else 0
-    row["run_sd_prior_df"] = spread.prior_df if spread else 0.0
     drifts = [r["drift"] for r in measured if r.get("drift") is not None]
     row["drift"] = max(drifts) if drifts else None
     for key in _MEDIAN_OVER_REPS:
@@ -589,7 +588,7 @@ def _run_spreads(run: Run, cells: list[tuple[Any, list[dict[str, Any]]]]) -> dic
     for cell, _ in cells:
         found = history.cell_spread(cell.device, run.fingerprints.get(cell.device), runs, [identities[cell.key]],
                                     pooled[cell.device], groups=groups[cell.device])
-        out[cell.key] = stats.guarded_spread(found)
+        out[cell.key] = found if found is not None else stats.ASSUMED_RUN_SPREAD
     return out
 
 

@@ -313,11 +313,8 @@ def test_the_next_run_interval_learns_the_run_to_run_spread_from_earlier_runs_on
     [key] = a1.medians
     within = stats.pooled_repetition_variance([a1.medians[key], a2.medians[key]])
     assert learned is not None and within is not None
-    # one cell of two runs is little evidence: the assumed spread still weighs in when it is the larger
-    guarded = stats.guarded_spread(replace(learned, rep_var=within[0], rep_df=within[1]))
-    assert guarded.sd >= learned.sd and second["run_sd"] == pytest.approx(guarded.sd, rel=1e-12)
-    assert (second["run_sd_prior_df"] > 0) == (guarded.sd > learned.sd)
-    expected = stats.next_run_interval(second["rep_p50_ms"], spread=guarded)
+    expected = stats.next_run_interval(second["rep_p50_ms"], spread=replace(learned, rep_var=within[0],
+                                                                             rep_df=within[1]))
     assert expected is not None and (second["p50_ci_lo_ms"], second["p50_ci_hi_ms"]) == pytest.approx(
         (expected.lo, expected.hi), rel=1e-9)
     report = run_cli(["report", runs["ids"]["A2"], "--format", "md", "--no-plots"], runs["env"])
@@ -352,17 +349,14 @@ def test_two_runs_are_judged_with_the_spread_of_the_other_cells_never_their_own(
     sx, sy = x.summary.set_index("model"), y.summary.set_index("model")
     moved = spread_for(sx.loc["old"], sy.loc["old"])
     assert moved is not None and moved.runs == 2 and moved.cells == 1 and moved.sd > 0.2  # new moved by x1.5
-    # new is judged with the spread of old and twin (one file, one cell), which did not move at all: learned
-    # as 0 on one degree of freedom, which is not believed alone (the assumed 3 % weighs as 4 of them)
+    # new is judged with the spread of old and twin (one file, one cell), which did not move at all
     steady = spread_for(sx.loc["new"], sy.loc["new"])
-    assert steady is not None and steady.prior_df == stats.ASSUMED_RUN_SPREAD.df
-    assert (steady.sd, steady.df) == pytest.approx((0.03 * math.sqrt(4 / 5), 5.0), rel=1e-12)
+    assert steady is not None and steady.sd == 0.0
     result = compare(x, y)
     judged = {c.model: c for c in result.cells}
     assert judged["new"].verdict == "slower" and judged["new"].ratio == pytest.approx(1.5, rel=1e-3)
     assert judged["old"].verdict == "not significant" and judged["old"].run_sd == pytest.approx(moved.sd)
-    assert any("the intervals add a run-to-run spread of 2.7 % to" in n and "for 1 cell(s) so little was learned "
-               "that the assumed 3.0 % still weighs in" in n for n in result.notes)
+    assert any("the intervals add a run-to-run spread of 0.0 % to" in n for n in result.notes)
 
 
 def test_a_cell_that_moves_more_than_the_others_is_judged_with_its_own_spread() -> None:

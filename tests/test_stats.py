@@ -295,17 +295,3 @@ def test_the_report_names_cells_whose_repetitions_split_into_two_speed_groups() 
     [line] = mode_notes(rows)
     assert line.startswith("pi: repetitions in two speed groups") and line.endswith(
         ": m/int8 t1 (2 at 0.186, 3 at 0.261 ms).")
-
-
-def test_a_spread_learned_from_little_is_pooled_with_the_assumed_one_only_when_that_is_larger() -> None:
-    prior = stats.ASSUMED_RUN_SPREAD
-    assert stats.guarded_spread(None) == prior
-    nothing = stats.RunSpread(sd=0.0, df=1.0, runs=2, cells=1, rep_var=1e-4, rep_df=8.0)
-    guarded = stats.guarded_spread(nothing)  # two runs that happened to agree: not believed alone
-    assert (guarded.sd, guarded.df, guarded.prior_df) == pytest.approx((math.sqrt(4 * 0.03**2 / 5), 5.0, 4.0))
-    assert (guarded.runs, guarded.cells, guarded.rep_var, guarded.rep_df) == (2, 1, 1e-4, 8.0)
-    moody = stats.RunSpread(sd=0.10, df=1.0, runs=2, cells=1)  # a cell whose runs moved more keeps its own
-    assert stats.guarded_spread(moody) == moody
-    many = stats.RunSpread(sd=0.01, df=200.0, runs=40, cells=9)  # many runs decide it
-    assert stats.guarded_spread(many).sd == pytest.approx(math.sqrt((200 * 0.01**2 + 4 * 0.03**2) / 204))
-    assert stats.guarded_spread(many).sd < 0.011  # 1.08 %

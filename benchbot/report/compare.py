@@ -61,7 +61,6 @@ class CellComparison:
     note: str = ""
     run_sd: float | None = None  # the device's run-to-run spread added to the interval (two runs only)
     run_sd_runs: int | None = None  # the runs it was learned from; 0: assumed (stats.ASSUMED_RUN_SPREAD)
-    run_sd_prior_df: float = 0.0  # > 0: the assumed spread was pooled in (stats.guarded_spread)
 
     def label(self) -> str:
         return _label(tuple(getattr(self, c) for c in MATCH))
@@ -184,8 +183,8 @@ def run_spreads(a: Run, b: Run) -> tuple[SpreadFor, Callable[[Comparison], list[
         # the cell's own other runs, when they show it moving more; never A and B themselves (positions 0, 1)
         found = history.cell_spread(device, fingerprints.get(device), runs, judged, pooled, skip_runs=range(len(own)),
                                     groups=groups)
-        # nothing (or little) to learn from: the spread a device's first run assumes (the report does the same)
-        return stats.guarded_spread(found)
+        # nothing to learn from: the spread a device's first run assumes, not none (the report does the same)
+        return found if found is not None else stats.ASSUMED_RUN_SPREAD
 
     def basis(result: Comparison) -> list[str]:
         notes = []
@@ -201,13 +200,10 @@ def run_spreads(a: Run, b: Run) -> tuple[SpreadFor, Callable[[Comparison], list[
                 continue
             size = f"{100 * used[0]:.1f} %" + (f" to {100 * used[-1]:.1f} %" if used[-1] - used[0] >= 5e-4 else "")
             missing = sum(1 for c in mine if not c.run_sd_runs)
-            guarded = sum(1 for c in mine if c.run_sd_runs and c.run_sd_prior_df)
             notes.append(f"{device}: the intervals add a run-to-run spread of {size}, learned for each cell from the "
                          f"device's other cells in these two runs and {len(others)} other run(s) in the results "
                          "folder" + (f"; {missing} cell(s) had none to learn from and assume {assumed}" if missing
-                                     else "")
-                         + (f"; for {guarded} cell(s) so little was learned that the assumed {assumed} still weighs "
-                            f"in (as {stats.ASSUMED_RUN_SPREAD.df:g} degrees of freedom)" if guarded else "") + ".")
+                                     else "") + ".")
         return notes
 
     return spread_for, basis
@@ -299,7 +295,6 @@ def _judge(result: Comparison, rows_a: dict[tuple, Any], rows_b: dict[tuple, Any
             p_value=estimate.p_value, verdict=called,
             flags_a=str(row_a.get("flags") or ""), flags_b=str(row_b.get("flags") or ""), note=", ".join(notes),
             run_sd=spread.sd if spread else None, run_sd_runs=spread.runs if spread else None,
-            run_sd_prior_df=spread.prior_df if spread else 0.0,
         ))
 
 

@@ -88,10 +88,6 @@ def interval_notes(summary: pd.DataFrame) -> list[str]:
             sds = measured["run_sd"].dropna().astype(float)
             sd, top = float(sds.min()), float(sds.max())
             source = f"{runs} of its runs up to {run_id} (same device, model files and settings)"
-            if "run_sd_prior_df" in measured and (measured["run_sd_prior_df"].fillna(0) > 0).any():
-                source += (f"; while few runs show it, the assumed {100 * stats.ASSUMED_RUN_SPREAD.sd:.1f} % "
-                           f"counts as {stats.ASSUMED_RUN_SPREAD.df:g} degrees of freedom of evidence, so a "
-                           "spread learned near 0 is not believed alone")
             more = (f", and up to {100 * top:.1f} % for cells whose own runs moved more" if top - sd >= 0.0005 else "")
             lines.append(f"{label}: next run 95% adds a run-to-run spread of {100 * sd:.1f} %{more}, learned from "
                          f"{source}." if top >= 0.0005 else
@@ -134,8 +130,7 @@ POWER_NOTE = ("W: mean board power over the timed loop; mJ/inf: its energy ÷ in
 
 EXPORT_COLUMNS = [
     *CELL_KEY, "status", "reason", "runtime",
-    "runtime_version", "arch", "repetitions", "reps_ok", "rep_p50_ms", "rep_cv", "run_sd", "run_sd_runs", "run_sd_prior_df",
-    "count",
+    "runtime_version", "arch", "repetitions", "reps_ok", "rep_p50_ms", "rep_cv", "run_sd", "run_sd_runs", "count",
     "mean_ms", "std_ms",
     "min_ms", "p50_ms", "p50_ci_lo_ms", "p50_ci_hi_ms",
     "p90_ms", "p95_ms", "p99_ms", "max_ms", "cv", "drift", "throughput", "samples_per_s", "init_ms", "first_ms",
