@@ -357,6 +357,12 @@ def test_two_runs_are_judged_with_the_spread_of_the_other_cells_never_their_own(
     assert judged["new"].verdict == "slower" and judged["new"].ratio == pytest.approx(1.5, rel=1e-3)
     assert judged["old"].verdict == "not significant" and judged["old"].run_sd == pytest.approx(moved.sd)
     assert any("the intervals add a run-to-run spread of 0.0 % to" in n for n in result.notes)
+    three = tmp_path / "r" / "three"  # an exact copy: every cell moved by nothing, and the note says so in words
+    shutil.copytree(d.folder, three)
+    same = compare(x, benchbot.load_run(three))
+    assert [c.verdict for c in same.cells] == ["not significant"] * len(same.cells)
+    assert any("the intervals add no run-to-run spread: the device's other cells moved no more across these two "
+               "runs" in n for n in same.notes), same.notes
 
 
 def test_a_cell_that_moves_more_than_the_others_is_judged_with_its_own_spread() -> None:
