@@ -305,6 +305,9 @@ class Console:
 
     def plot_summary(self, report: Any) -> None:
         """Where the plots went, and how many cell timelines `--cell-plots all` would add."""
+        if report.plot_problem:
+            self.warning(f"plots not written: {report.plot_problem}")
+            return
         plot_files = report.plot_files
         folders = sorted({str(p.paths[0].parent) for p in plot_files if p.kind != "timeline" and p.paths})
         timelines = sum(1 for p in plot_files if p.kind == "timeline")

@@ -25,6 +25,23 @@ class RunFailed(BenchbotError):
     exit_code = 4
 
 
+class StorageError(BenchbotError):
+    """The results folder cannot be written (disk full, quota, read-only, gone); what was stored is kept."""
+
+
+def host_file_error(exc: OSError, action: str = "write", where: object = None) -> StorageError:
+    """One sentence for a file of this machine that cannot be used: the file, the system's words, what to do."""
+    import errno
+
+    path = exc.filename or where or "a file"
+    hint = ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = " (the disk holding it is full)"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = " (choose a folder you can write: --results or BENCHBOT_RESULTS)"
+    return StorageError(f"cannot {action} {path}: {exc.strerror or exc}{hint}")
+
+
 class TransportError(BenchbotError):
     """A device cannot be reached or a file cannot be placed on it; the message is for the user."""
 

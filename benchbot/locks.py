@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchbot.errors import BenchbotError
+from benchbot.errors import BenchbotError, host_file_error
 from benchbot.transport.base import Transport, TransportError
 
 RUN_LOCK_NAME = ".writer.lock"
@@ -87,8 +87,11 @@ def run_lock(folder: Path) -> Iterator[Path]:
                 _check_recorded_holder(fd, path)  # a filesystem without flock: go by the recorded PID
             else:
                 raise RunLocked(_run_busy(folder, _read_holder(fd))) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(_me()) + "\n").encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(_me()) + "\n").encode(), 0)
+        except OSError as exc:  # a full disk: say which file, as every other write into the results folder does
+            raise host_file_error(exc, "write", path) from None
         yield path
         os.ftruncate(fd, 0)  # released: a holder left in the file would only mislead
     finally:

@@ -18,6 +18,7 @@ import numpy as np
 
 from benchbot import locks
 from benchbot.cooldown import CooldownPolicy
+from benchbot.errors import StorageError
 from benchbot.plan import Plan, Unit
 from benchbot.profiles import Profile
 from benchbot.progress import Progress
@@ -38,6 +39,8 @@ class RunOutcome:
     bytes_sent: dict[str, int] = field(default_factory=dict)
     #: Per cell key, the repetitions this invocation set out to run (an interrupt leaves some without an outcome).
     planned_units: dict[str, int] = field(default_factory=dict)
+    #: Why the run stopped early on this machine's side (the results folder cannot be written), or None.
+    host_problem: str | None = None
 
     @property
     def planned(self) -> int:
@@ -58,8 +61,9 @@ class RunOutcome:
 
 
 def run_status(outcome: RunOutcome) -> str:
-    """complete (every repetition ok), failed (none ok) or partial; an interrupt is told apart by the caller."""
-    if not outcome.failed:
+    """complete (every planned repetition ok), failed (none ok) or partial; an interrupt is told apart by the
+    caller. A repetition that never got an outcome (the run stopped early) is not ok."""
+    if not outcome.failed and len(outcome.outcomes) >= outcome.planned:
         return "complete"
     return "failed" if len(outcome.failed) == len(outcome.outcomes) else "partial"
 
@@ -122,8 +126,19 @@ class Runner:
             for done in finished:
                 done.wait(timeout=30)
         status = "interrupted" if self.outcome.interrupted else run_status(self.outcome)
-        self.writer.log("run_end", status=status, bytes_sent=self.outcome.bytes_sent)
+        try:
+            self.writer.log("run_end", status=status, bytes_sent=self.outcome.bytes_sent)
+        except StorageError as exc:
+            self._host_failed(exc)
         return self.outcome
+
+    def _host_failed(self, exc: BaseException) -> None:
+        """The results folder cannot be written: no device starts another repetition (nothing could keep
+        it); the first reason is the run's."""
+        with self._lock:
+            if self.outcome.host_problem is None:
+                self.outcome.host_problem = str(exc)
+        self.stop.set()
 
     def interrupt(self) -> None:
         """Stop every device: running agents are killed, remaining cells stay pending (resumable)."""
@@ -162,8 +177,29 @@ class Runner:
                         self._device_main(profile, units)
             else:
                 self._device_main(profile, units)
+        except StorageError as exc:  # this machine's disk, not the device: the whole run stops
+            self.progress.update(profile.name, state="failed", cell=str(exc))
+            self._host_failed(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the other devices nor lose their cells
+            self.progress.update(profile.name, state="failed")
+            with self._lock:
+                done_units = {(o.cell.key, o.repetition) for o in self.outcome.outcomes}
+            for unit in units:
+                if (unit.cell.key, unit.repetition) not in done_units:
+                    self._record_quietly(CellOutcome(unit.cell, "failed", f"benchbot failed on this device: "
+                                                     f"{type(exc).__name__}: {exc}", repetition=unit.repetition))
         finally:
             done.set()
+
+    def _record_quietly(self, outcome: CellOutcome) -> None:
+        """Record an outcome in memory, and in the run log when that still can be written."""
+        with self._lock:
+            self.outcome.outcomes.append(outcome)
+        try:
+            self.writer.log("cell", key=outcome.cell.key, repetition=outcome.repetition, status=outcome.status,
+                            reason=outcome.reason, p50_ms=outcome.rep_p50_ms)
+        except StorageError as exc:
+            self._host_failed(exc)
 
     def _device_main(self, profile: Profile, units: list[Unit]) -> None:
         name = profile.name

@@ -49,7 +49,8 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -58,7 +59,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from benchbot.errors import BenchbotError
+from benchbot.errors import BenchbotError, host_file_error
 from benchbot.plan import Cell, Plan, Unit
 from benchbot.version import __version__
 
@@ -103,6 +104,16 @@ def host_info() -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _writing(where: Path) -> Iterator[None]:
+    """Writes into the results folder: a failure (full disk, quota, read-only) is a StorageError of one
+    sentence, which the runner tells from a device's problem."""
+    try:
+        yield
+    except OSError as exc:
+        raise host_file_error(exc, "write", where) from None
+
+
 def _append_line(path: Path, line: str) -> None:
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
@@ -119,6 +130,11 @@ class RunWriter:
 
     @classmethod
     def create(cls, root: Path, plan: Plan, argv: list[str] | None = None) -> RunWriter:
+        with _writing(root):
+            return cls._create(root, plan, argv)
+
+    @classmethod
+    def _create(cls, root: Path, plan: Plan, argv: list[str] | None) -> RunWriter:
         root.mkdir(parents=True, exist_ok=True)
         for _ in range(10):
             run_id = new_run_id()
@@ -157,17 +173,18 @@ class RunWriter:
 
     def log(self, event: str, **fields: Any) -> None:
         fields = {"event": event, "time": time.time(), **fields}
-        with self._lock:
+        with self._lock, _writing(self.folder / "log.jsonl"):
             _append_line(self.folder / "log.jsonl", json.dumps(fields))
 
     def cell_writer(self, unit: Unit) -> CellWriter:
         """A new attempt folder for one repetition of a cell (never an existing one)."""
         base = self.folder / "cells" / unit.cell.key / f"rep{unit.repetition}"
-        base.mkdir(parents=True, exist_ok=True)
-        attempt = 1 + max((int(p.name) for p in base.iterdir() if p.name.isdigit()), default=0)
-        folder = base / str(attempt)
-        folder.mkdir()
-        return CellWriter(folder, unit.cell, attempt, unit.repetition)
+        with _writing(base):
+            base.mkdir(parents=True, exist_ok=True)
+            attempt = 1 + max((int(p.name) for p in base.iterdir() if p.name.isdigit()), default=0)
+            folder = base / str(attempt)
+            folder.mkdir()
+            return CellWriter(folder, unit.cell, attempt, unit.repetition)
 
 
 def _profile_summary(profile: Any) -> dict[str, Any]:
@@ -199,6 +216,10 @@ class CellWriter:
         self.written: dict[str, int] = {}
 
     def write_event(self, event: dict[str, Any]) -> None:
+        with _writing(self.folder):
+            self._write_event(event)
+
+    def _write_event(self, event: dict[str, Any]) -> None:
         if event.get("event") == "samples":
             phase = str(event.get("phase", "loop"))
             try:
@@ -223,9 +244,10 @@ class CellWriter:
     def close(self) -> None:
         """Close the files, then write the attempt's telemetry.json (derived: losing it costs only speed)."""
         was_open = not self.events.closed
-        for fh in (self.events, self.samples):
-            if not fh.closed:
-                fh.close()
+        with _writing(self.folder):
+            for fh in (self.events, self.samples):
+                if not fh.closed:
+                    fh.close()
         if was_open:
             write_telemetry_columns(self.folder)
 

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +102,23 @@ def first_run_headline_by_hand(medians: list[float], run_sd: float = 0.03, run_d
     nu = (within + between) ** 2 / (within ** 2 / (k - 1) + between ** 2 / run_df)
     half = student.ppf(0.975, nu) * np.sqrt(within + between)
     return float(np.exp(logs.mean())), float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A real tmpfs of a given size at tmp/disk (mounting needs root, as in CI); unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount(size_bytes: int) -> Path:
+        where = tmp_path / "disk"
+        where.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(where)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", str(where)], check=False)

@@ -482,3 +482,82 @@ def test_ssh_settings_refuse_a_password_as_password_env_without_echoing_it() -> 
         SSHSettings(host="h", password_env="Hunter2-Literal-PW")
     assert "Hunter2" not in str(caught.value) and "name of an environment variable" in str(caught.value)
     assert SSHSettings(host="h", password_env="PI_PASSWORD").password_env == "PI_PASSWORD"
+
+
+def test_a_full_results_disk_stops_the_run_in_one_sentence_and_resume_finishes_it(
+        cli_env: dict[str, str], profiles_dir: Path, small_disk: Any) -> None:
+    """A real tmpfs of 8 pages holds the run folder (manifest, log, lock) and about one repetition, not the four
+    planned: the run stops when the disk is full, says so in one sentence, and keeps what it stored."""
+    disk = small_disk(8 * 4096)
+    env = dict(cli_env, BENCHBOT_RESULTS=str(disk / "results"))
+    write_profile(profiles_dir, "local", "[bench]\nthreads = [1]\n")
+    proc = run_cli(["run", "--models", str(ZOO_DIR / "shapes-cnn"), "--variants", "fp32,int8", "--no-accuracy",
+                    "--warmup-runs", "2", "--warmup-seconds", "0", "--min-runs", "20", "--min-seconds", "0",
+                    "--repetitions", "2", "--quiet"], env)
+    assert proc.returncode in (3, 4) and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    stopped = re.fullmatch(r"benchbot: the run stopped: cannot write (\S+): No space left on device \(the disk holding "
+                           r"it is full\); everything stored before that is kept: make room, then continue with: "
+                           r"benchbot run --resume (\S+)", last)
+    assert stopped is not None, proc.stderr
+    run = benchbot.load_run(stopped.group(2), results=disk / "results")
+    assert stopped.group(1).startswith(str(run.folder)) and not run.complete
+    assert "not run" in proc.stderr  # the summary line counts the repetitions that never started
+    kept = {(c.key, rep): a.folder for c in run.cells for rep, a in run.repetitions(c.key).items() if a.status == "ok"}
+
+    shown = run_cli(["report", "--results", str(disk / "results")], env)  # plots do not fit either: tables do
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    # summary.csv and the plots folder may still fit (then the plots say it, after the tables) or not (a note)
+    assert ("No plots or summary.csv were written: cannot write" in "".join(shown.stdout.split("\n"))
+            or "benchbot: warning: plots not written: cannot write" in shown.stderr), shown.stdout + shown.stderr
+    assert "p50 ms" in shown.stdout and "Answer" in shown.stdout
+
+    subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)  # room made
+    resumed = run_cli(["run", "--resume", run.run_id, "--quiet"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    after = benchbot.load_run(run.run_id, results=disk / "results")
+    assert after.complete and after.damaged() == []
+    for (key, rep), folder in kept.items():  # what was stored before the disk filled was not measured again
+        assert after.repetitions(key)[rep].folder == folder
+
+
+def test_a_results_folder_that_cannot_be_created_is_one_sentence(cli_env: dict[str, str], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = run_cli(["run", "--models", "shapes-cnn", "--variants", "fp32", "--results", str(blocker / "results")],
+                   cli_env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"benchbot: cannot write {blocker / 'results'}: Not a directory", proc.stderr
+
+
+def test_a_benchbot_bug_on_one_device_fails_its_cells_by_name_and_keeps_what_it_measured(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, profiles_dir: Path) -> None:
+    """The device thread's last guard: an unexpected exception (a bug, simulated in the host's session code)
+    records every repetition it did not finish as failed, with the exception, instead of ending the thread
+    silently and reporting a run with repetitions missing as complete."""
+    from benchbot import api
+    from benchbot.errors import PartialRun
+    from benchbot.session import DeviceSession
+
+    write_profile(profiles_dir, "local", "[bench]\nthreads = [1]\n")
+    monkeypatch.setenv("BENCHBOT_PROFILES", str(profiles_dir))
+    real, calls = DeviceSession.run_repetition, []
+
+    def second_one_breaks(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeviceSession, "run_repetition", second_one_breaks)
+    outcome = api.execute(api.RunRequest(models=[str(ZOO_DIR / "shapes-cnn")], variants=["fp32", "int8"],
+                                         results=str(tmp_path / "results"), quiet=True, warmup_runs=1,
+                                         warmup_seconds=0, min_runs=10, min_seconds=0, repetitions=2,
+                                         accuracy=False))
+    assert len(outcome.outcomes) == outcome.planned == 4
+    assert [o.status for o in outcome.outcomes] == ["ok", "failed", "failed", "failed"]
+    assert {o.reason for o in outcome.failed} == {"benchbot failed on this device: RuntimeError: boom"}
+    assert isinstance(api.outcome_error(outcome), PartialRun)
+    run = benchbot.load_run(outcome.run_id, results=tmp_path / "results")
+    assert [e["status"] for e in run.log if e["event"] == "run_end"] == ["partial"]
+    assert sum(1 for c in run.cells for a in run.repetitions(c.key).values() if a.status == "ok") == 1

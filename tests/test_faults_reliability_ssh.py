@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -145,26 +144,6 @@ def test_sigterm_stops_the_remote_agent_and_the_run_resumes(fleet: Fleet, family
     after = fleet.load(run.run_id)
     attempts = attempts_of(after, key, rep)
     assert after.complete and len(attempts) == 2 and len(attempts[0].samples()) == measured
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Any:
-    """A real tmpfs of a given size at tmp/disk (mounting needs root, as in CI); unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(size_bytes: int) -> Path:
-        where = tmp_path / "disk"
-        where.mkdir()
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(where)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in mounted:
-        subprocess.run(["umount", str(where)], check=False)
 
 
 def _pages(size: int) -> int:

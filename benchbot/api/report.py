@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchbot.errors import BenchbotError
+from benchbot.errors import BenchbotError, StorageError, host_file_error
 from benchbot.store import results_root
 from benchbot.summary import Run, load_run
 
@@ -39,6 +39,8 @@ class Report:
     sections: list[Any] = field(default_factory=list)  # rendered sections (title, markdown)
     plot_files: list[Any] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    #: Why the plots could not all be written (a full disk), once the tables are out; None when they were.
+    plot_problem: str | None = None
     _scratch: tempfile.TemporaryDirectory[str] | None = None
     _pending: Any = None  # the first run's plots, being drawn (start_plots)
 
@@ -60,12 +62,15 @@ class Report:
         from benchbot.report.plots import plot_run
 
         for i, run in enumerate(self.runs):
-            if i == 0 and self._pending is not None:
-                self.plot_files.extend(self._pending.result())
-                self._pending = None
-                continue
-            self.plot_files.extend(plot_run(run, self._folder(run), self.data.plot_formats, cells=self.cells_wanted,
-                                            cell_limit=self.cell_limit))
+            try:
+                if i == 0 and self._pending is not None:
+                    pending, self._pending = self._pending, None
+                    self.plot_files.extend(pending.result())
+                    continue
+                self.plot_files.extend(plot_run(run, self._folder(run), self.data.plot_formats,
+                                                cells=self.cells_wanted, cell_limit=self.cell_limit))
+            except OSError as exc:  # a full disk: the tables are out already; one sentence, not a traceback
+                raise host_file_error(exc, "write", self._folder(run)) from None
         if self.plots:
             self.written.extend(p for f in self.plot_files for p in f.paths)
         return self.plot_files
@@ -116,6 +121,20 @@ def open_report(
         if all(run.folder.resolve() != other.folder.resolve() for other in loaded):
             loaded.append(run)
     data = build_report(loaded, baseline, max_accuracy_drop)
+    if plots:
+        try:  # the tables need no file: a full disk (or a read-only results folder) costs the files, not the report
+            for run in loaded:
+                own = data.summary[data.summary["run_id"] == run.run_id]
+                tmp = run.folder / "summary.csv.tmp"  # whole or not at all: a cut-off copy would mislead
+                try:
+                    tmp.write_text(table.to_csv(own))
+                    tmp.replace(run.folder / "summary.csv")
+                finally:
+                    tmp.unlink(missing_ok=True)
+                (run.folder / "plots").mkdir(exist_ok=True)
+        except OSError as exc:
+            plots = False
+            data.notes.append(f"No plots or summary.csv were written: {host_file_error(exc, 'write', run.folder)}.")
     cell_limit: int | None = None
     if cell_plots == "auto" and (plots or fmt == "html"):  # matplotlib is imported only to draw
         from benchbot.report import plots as plotting
@@ -129,10 +148,6 @@ def open_report(
         data.plot_dir = loaded[0].folder / "plots" if plots else Path(report._scratch.name)  # type: ignore[union-attr]
         data.plot_formats = tuple(plot_formats) if plots else ("png",)  # sections write their plots alike
         data.plot_dir.mkdir(parents=True, exist_ok=True)
-    if plots:
-        for run in loaded:
-            own = data.summary[data.summary["run_id"] == run.run_id]
-            (run.folder / "summary.csv").write_text(table.to_csv(own))
     return report
 
 
@@ -207,6 +222,7 @@ def report_runs(
     report = open_report(runs, fmt, output, plots, results, baseline, cell_plots, plot_formats, max_accuracy_drop)
     with report:
         if fmt == "table":  # the table first: plots of a big run take a while, drawn meanwhile by worker processes
+            plots = report.plots  # False when the run folder cannot take them (open_report says why in a note)
             if plots:
                 report.start_plots()
             report.sections = render_sections(report.data, sections)
@@ -216,7 +232,10 @@ def report_runs(
                 show, show_plots = show or Console().report, show_plots or Console().plot_summary
             show(report)
             if plots:
-                report.draw_plots()
+                try:
+                    report.draw_plots()
+                except StorageError as exc:  # the tables are out: the plots are what is missing, and it says so
+                    report.plot_problem = str(exc)
                 show_plots(report)
             return report.written
         if report.data.plot_dir is not None:

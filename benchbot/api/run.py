@@ -190,7 +190,11 @@ def outcome_error(outcome: RunOutcome) -> BenchbotError | None:
     """What a finished run means for a script: None when complete, else the error whose exit code says why."""
     if outcome.interrupted:
         return BenchbotError(f"interrupted{interrupted_by()}; continue with: benchbot run --resume {outcome.run_id}")
-    if not outcome.failed:
+    if outcome.host_problem:
+        stopped = RunFailed if len(outcome.failed) == len(outcome.outcomes) else PartialRun
+        return stopped(f"the run stopped: {outcome.host_problem}; everything stored before that is kept: make room, "
+                       f"then continue with: benchbot run --resume {outcome.run_id}")
+    if not outcome.failed and len(outcome.outcomes) >= outcome.planned:
         return None
     if run_status(outcome) == "failed":
         return RunFailed(f"the run failed: no cell succeeded; after fixing the cause rerun them with: "
