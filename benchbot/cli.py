@@ -21,7 +21,6 @@ import click
 from benchbot import api
 from benchbot.api import BenchbotError, PartialRun, Settings, __version__
 from benchbot.console import Console
-from benchbot.errors import host_file_error
 
 
 def _console() -> Console:
@@ -40,7 +39,7 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
             _console().error(exc)
             sys.exit(exc.exit_code)
         except OSError as exc:  # a file of this machine's (full disk, no permission): one line, not a traceback
-            problem = host_file_error(exc, "use")
+            problem = api.host_file_error(exc, "use")
             _console().error(problem)
             sys.exit(problem.exit_code)
 

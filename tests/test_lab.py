@@ -167,6 +167,8 @@ def test_a_signal_releases_the_place_and_cancels_the_wait(farm: Farm, family: st
     its reservation and leaves her place alone."""
     farm.device("pi-slow", place="p1")
     farm.device("jet-wait", place="p3", wait_s=120)
+    trusted = farm.cli(["devices", "trust", "pi-slow"])  # on its own too, not only after the first test trusted b1
+    assert trusted.returncode == 0, trusted.stderr
     farm.lab.client("acquire", place="p3", user="alice")
     slow = list(FAST)
     slow[slow.index("--min-seconds") + 1] = "60"

@@ -68,7 +68,7 @@ def test_no_two_modules_import_each_other() -> None:
 def test_the_api_exports_every_operation_it_lists() -> None:
     from benchbot import api
 
-    assert set(api.__all__) == {*api._WHERE, "BenchbotError", "PartialRun", "RunFailed", "Settings", "__version__"}
+    assert set(api.__all__) == {*api._WHERE, "BenchbotError", "PartialRun", "RunFailed", "StorageError", "host_file_error", "Settings", "__version__"}
     for name in api.__all__:
         assert getattr(api, name) is not None, name
 

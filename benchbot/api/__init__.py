@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from benchbot.errors import BenchbotError, PartialRun, RunFailed
+from benchbot.errors import BenchbotError, PartialRun, RunFailed, StorageError, host_file_error
 from benchbot.version import __version__
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ _HOMES = {
 _WHERE = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
-    "BenchbotError", "CheckResult", "DeviceEntry", "Doctor", "ModelInspection", "PartialRun", "Report", "RunEntry",
+    "BenchbotError", "StorageError", "host_file_error", "CheckResult", "DeviceEntry", "Doctor", "ModelInspection", "PartialRun", "Report", "RunEntry",
     "RunFailed", "RunOutcome", "RunRequest", "Settings", "TrustResult", "__version__", "build_image", "check_devices",
     "check_error", "compare_runs", "init_device", "inventory_devices", "convert_model", "doctor", "execute", "export_report", "inspect_models",
     "interrupted_error", "list_devices", "list_models", "list_runs", "load_devices", "open_report", "outcome_error",
