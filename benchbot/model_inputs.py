@@ -3,7 +3,8 @@
 They are parsed and checked here on the host, kept in the plan (manifest "inputs", so --resume
 sees them), merged per cell with the model family's own settings (family.json keys
 input_ranges, input_data, input_shapes, signature; the command line wins) and sent as job fields.
-Whether a name, shape or dtype fits the model is decided by the agent, per cell, in one sentence.
+Input and signature names are checked against every model file on the host before a run is created
+(`check_names`); whether a shape or dtype fits is decided by the agent, per cell, in one sentence.
 """
 
 from __future__ import annotations
@@ -127,6 +128,49 @@ def check_eval_sources(settings: dict[str, Any], model_paths: list[str]) -> None
                       for p in model_paths if eval_file(p) is None})
     if lacking:
         raise BenchbotError(f"--input-data eval: no eval set for {', '.join(lacking)}")
+
+
+def check_names(settings: dict[str, Any], model_paths: list[str]) -> None:
+    """The signature and input names the user gave must exist in every model of the run: one sentence, before
+    a run is created (the agent would fail every cell with it). Names are matched as the agent matches them:
+    signature input names, tensor names, or tensor names without the converter's prefix and suffix."""
+    signature = settings.get("signature")
+    options = [("--input-range", list(settings.get("input_ranges") or {})),
+               ("--input-shape", list(settings.get("input_shapes") or {}))]
+    data = settings.get("input_data")
+    if data and data != EVAL:
+        import numpy as np
+
+        try:
+            with np.load(data, allow_pickle=False) as arrays:
+                options.append((f"--input-data {data} has array", list(arrays.files)))
+        except (OSError, ValueError) as exc:
+            raise BenchbotError(f"--input-data {data} cannot be read as an .npz file ({exc})") from None
+    if not signature and not any(names for _, names in options):
+        return
+    from benchbot.agent import _short_name
+    from benchbot.models.inspect import read_model
+
+    for path in sorted(set(model_paths)):
+        try:
+            info = read_model(Path(path))
+        except BenchbotError:  # no schema module on this host, or not readable: the agent says it per cell
+            continue
+        label = f"{Path(path).parent.name}/{Path(path).name}"
+        keys = [s["key"] for s in info["signatures"]]
+        if signature and signature not in keys:
+            raise BenchbotError(f"--signature {signature}: {label} has no such signature "
+                                f"(signatures: {', '.join(keys) or 'none'})")
+        chosen = [s for s in info["signatures"] if s["key"] == signature] if signature else info["signatures"]
+        tensors = [t["name"] for t in info["inputs"]] + [n for s in chosen for n in s["input_tensors"]]
+        known = {n for s in chosen for n in s["inputs"]} | set(tensors) | {_short_name(n) for n in tensors}
+        listing = ", ".join(chosen[0]["inputs"] if chosen else [_short_name(n) for n in tensors])
+        for option, names in options:
+            for name in names:
+                if name not in known:
+                    what = (f"{option} '{name}', which names no input" if option.endswith("has array")
+                            else f"{option} names '{name}', which is not an input")
+                    raise BenchbotError(f"{what} of {label} (inputs: {listing})")
 
 
 def job_fields(settings: dict[str, Any] | None, model_path: str, push: Any) -> dict[str, Any]:

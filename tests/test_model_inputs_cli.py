@@ -93,6 +93,14 @@ def test_input_data_eval_and_file(env: dict[str, str], tmp_path: Path) -> None:
         (["--input-data", "/nonexistent/in.npz"], "--input-data /nonexistent/in.npz: no such file"),
         (["--input-data", "eval", "--models", str(DATA / "full_delegate.tflite")],
          "--input-data eval: no eval set for full_delegate.tflite"),
+        # names are checked on the host against every model file, before a run folder exists
+        (["--input-range", "segment_ids=0:2"], "benchbot: --input-range names 'segment_ids', which is not an input "
+         "of tweet-bert3/dynamic.tflite (inputs: attention_mask, input_ids, token_type_ids)"),
+        (["--input-shape", "x=1x8"], "--input-shape names 'x', which is not an input of tweet-bert3/"),
+        (["--signature", "triple", "--models", str(DATA / "two_signatures.tflite")],
+         "--signature triple: data/two_signatures.tflite has no such signature (signatures: double, shift)"),
+        (["--input-range", "x=0:1", "--models", f"{DATA / 'two_signatures.tflite'},tweet-mobile"],
+         "--input-range names 'x', which is not an input of tweet-mobile/"),  # x is the other model's input
     ],
 )
 def test_bad_options_are_one_sentence(env: dict[str, str], args: list[str], message: str) -> None:
@@ -101,6 +109,7 @@ def test_bad_options_are_one_sentence(env: dict[str, str], args: list[str], mess
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert message in done.stderr
     assert len([ln for ln in done.stderr.splitlines() if ln.strip()]) == 1
+    assert not Path(env["BENCHBOT_RESULTS"]).exists(), "a run was created for options that cannot run"
 
 
 def test_family_json_settings_apply_and_the_command_line_wins(env: dict[str, str], tmp_path: Path) -> None:

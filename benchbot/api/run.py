@@ -129,6 +129,7 @@ def _execute(request: RunRequest, transport_factory: Callable[[Profile], Transpo
         inputs = model_inputs.from_options(request.input_ranges, request.input_data, request.input_shapes,
                                            request.signature)
         model_inputs.check_eval_sources(inputs, [c.model_path for c in plan.cells])
+        model_inputs.check_names(inputs, [c.model_path for c in plan.cells])
         if inputs:
             plan.meta["inputs"] = inputs
         for warning in run_warnings(devices, [c.model_path for c in plan.cells], root):  # runtimes known too old

@@ -83,9 +83,12 @@ def read_model(path: Path) -> dict[str, Any]:
         signatures = []
         for i in range(model.SignatureDefsLength()):
             sig = model.SignatureDefs(i)
+            graph = model.Subgraphs(sig.SubgraphIndex())
             signatures.append({
                 "key": _text(sig.SignatureKey()), "subgraph": int(sig.SubgraphIndex()),
                 "inputs": [_text(sig.Inputs(j).Name()) for j in range(sig.InputsLength())],
+                "input_tensors": [_text(graph.Tensors(sig.Inputs(j).TensorIndex()).Name())
+                                  for j in range(sig.InputsLength())],
                 "outputs": [_text(sig.Outputs(j).Name()) for j in range(sig.OutputsLength())],
             })
         subgraphs = model.SubgraphsLength()
