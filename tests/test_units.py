@@ -174,6 +174,24 @@ def test_the_trade_off_section_escapes_every_name() -> None:
     assert '<td class="num">1 KiB</td>' in page and '<td class="txt">&lt;script&gt;' in page
 
 
+def test_csv_cells_defuse_formulas_and_keep_one_record_per_line() -> None:
+    import csv
+    import io
+
+    import pandas as pd
+
+    from benchbot.report import table
+
+    rows = [dict(HOSTILE, model=name, key=str(i)) for i, name in enumerate(
+        ['=HYPERLINK("http://x","y")', "+1", "-2", "@SUM(A1)", "\tx", "plain-name", HOSTILE["model"]])]
+    text = table.to_csv(pd.DataFrame(rows))
+    read = list(csv.DictReader(io.StringIO(text)))
+    assert len(text.splitlines()) == len(rows) + 1, "a name split a record"
+    assert [r["model"] for r in read] == ["'=HYPERLINK(\"http://x\",\"y\")", "'+1", "'-2", "'@SUM(A1)", "\\tx",
+                                          "plain-name", '<script>alert("x")</script>|a\\nb\\']
+    assert [r["device"] for r in read] == ["dev<b>"] * len(rows) and read[0]["p50_ms"] == "1.0"  # numbers as they are
+
+
 def test_markdown_cells_keep_a_hostile_name_on_one_row() -> None:
     from benchbot.report.fmt import markdown_table
     from tests.conftest import md_rows

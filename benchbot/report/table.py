@@ -325,12 +325,24 @@ def column_kind(column: str) -> str:
     return next((k for c, _, k in COLUMNS if c == column), "s")
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(value: str) -> str:
+    """A name or reason as a CSV cell: control characters escaped, and a leading formula character quoted with
+    ' so that a spreadsheet shows a model named `=HYPERLINK(...)` instead of running it."""
+    text = fmt.name(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def to_csv(data: ReportData | pd.DataFrame) -> str:
-    """One record per line: text (names, reasons) with control characters escaped (JSON keeps them exact)."""
+    """One record per line: text (names, reasons) with control characters escaped and formulas defused (JSON
+    keeps them exact)."""
     frame = export_frame(_as_data(data).summary)
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):  # object or categorical text
-            frame[column] = frame[column].astype(object).map(lambda v: fmt.name(v) if isinstance(v, str) else v)
+            frame[column] = frame[column].astype(object).map(lambda v: _csv_text(v) if isinstance(v, str) else v)
     return frame.to_csv(index=False)
 
 
