@@ -109,6 +109,27 @@ def test_a_killed_run_keeps_what_it_measured_and_resumes(how: str, cli_env: dict
     assert again.returncode == 2 and "nothing to resume" in again.stderr
 
 
+def test_resume_refuses_a_model_file_that_changed_since_the_run_measured_it(
+        cli_env: dict[str, str], profiles_dir: Path, family: Path) -> None:
+    write_profile(profiles_dir, "local", "[bench]\nthreads = [1]\n")
+    results = Path(cli_env["BENCHBOT_RESULTS"])
+    done = run_cli(["run", "--models", str(family), "--variants", "fp32", "--no-accuracy", *QUICK], cli_env)
+    assert done.returncode == 0, done.stderr
+    run = benchbot.load_run(results=results)
+    [cell] = run.cells
+    shutil.rmtree(run.repetitions(cell.key)[2].folder.parent)  # repetition 2 is to be measured again
+    original = (family / "fp32.tflite").read_bytes()
+    shutil.copy(family / "int8.tflite", family / "fp32.tflite")  # another model under the same name
+    refused = run_cli(["run", "--resume", run.run_id], cli_env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith(f"benchbot: cannot resume: model file {family / 'fp32.tflite'} changed since "
+                                     f"run {run.run_id} measured it (sha256 {cell.model_sha256[:12]}"), refused.stderr
+    assert 2 not in benchbot.load_run(run.run_id, results=results).repetitions(cell.key), "it measured the new file"
+    (family / "fp32.tflite").write_bytes(original)
+    resumed = run_cli(["run", "--resume", run.run_id], cli_env)
+    assert resumed.returncode == 0 and benchbot.load_run(run.run_id, results=results).complete, resumed.stderr
+
+
 def test_agent_exits_by_itself_past_its_deadline(family: Path) -> None:
     job = json.dumps(standalone_job(str(family / "fp32.tflite"), cell_id="c", min_runs=100000000, min_seconds=100,
                                     max_seconds=100, warmup_runs=0, warmup_seconds=0, deadline_s=1.5))

@@ -16,7 +16,7 @@ from benchbot import model_inputs
 from benchbot.errors import BenchbotError, PartialRun, RunFailed
 from benchbot.interrupts import interrupted_by, sigterm_as_ctrl_c
 from benchbot.locks import run_lock
-from benchbot.models.catalog import resolve_models
+from benchbot.models.catalog import resolve_models, sha256_file
 from benchbot.models.inspect import run_warnings
 from benchbot.plan import Plan, Settings, build_plan, settings_from_json, validate_axes
 from benchbot.profiles import Profile, load_devices, load_profile, qemu_twin
@@ -170,9 +170,17 @@ def _resume(request: RunRequest, root: Path) -> tuple[Plan, RunWriter, list]:
     todo = run.units_todo()
     if not todo:
         raise BenchbotError(f"run {run.run_id} has nothing to resume: every planned repetition is stored whole")
+    hashes: dict[str, str] = {}
     for unit in todo:
-        if not Path(unit.cell.model_path).is_file():
-            raise BenchbotError(f"cannot resume: model file {unit.cell.model_path} of cell {unit.cell.key} is gone")
+        path = unit.cell.model_path
+        if not Path(path).is_file():
+            raise BenchbotError(f"cannot resume: model file {path} of cell {unit.cell.key} is gone")
+        if path not in hashes:
+            hashes[path] = sha256_file(Path(path))
+        if unit.cell.model_sha256 and hashes[path] != unit.cell.model_sha256:  # the same cell, another model
+            raise BenchbotError(f"cannot resume: model file {path} changed since run {run.run_id} measured it "
+                                f"(sha256 {unit.cell.model_sha256[:12]}… then, {hashes[path][:12]}… now); put "
+                                "the original back, or start a new run for the new file")
     writer.log("resume", units=[[u.cell.key, u.repetition] for u in todo])
     meta = {"interleave": run.manifest["plan"].get("interleave", True)}
     if run.manifest["plan"].get("inputs"):
