@@ -81,6 +81,13 @@ def test_input_data_eval_and_file(env: dict[str, str], tmp_path: Path) -> None:
     assert len(failures) == 4  # one sentence per cell and repetition (2 cells x 2)
     assert all(ln.endswith("--input-data bad.npz has no array for input 'attention_mask' (inputs: "
                            "attention_mask, input_ids, token_type_ids)") for ln in failures), failures
+    # the run's repetitions must all see the same data: a file changed before --resume is refused
+    run = benchbot.load_run(results=tmp_path / "r2")
+    np.savez(bad, input_ids=np.ones((1, 32), np.int32))
+    again = run_cli(["run", "--quiet", "--resume", run.run_id], env2)
+    assert again.returncode == 2 and again.stderr.strip() == (
+        f"benchbot: cannot resume: the --input-data file {bad} changed since run {run.run_id} used it; put the "
+        "original back, or start a new run for the new data")
 
 
 @pytest.mark.parametrize(

@@ -132,6 +132,8 @@ def _execute(request: RunRequest, transport_factory: Callable[[Profile], Transpo
         model_inputs.check_names(inputs, [c.model_path for c in plan.cells])
         if inputs:
             plan.meta["inputs"] = inputs
+            if inputs.get("input_data", model_inputs.EVAL) != model_inputs.EVAL:  # --resume checks it is the same
+                plan.meta["input_data_sha256"] = sha256_file(Path(inputs["input_data"]))
         for warning in run_warnings(devices, [c.model_path for c in plan.cells], root):  # runtimes known too old
             warn(warning)
         writer = RunWriter.create(root, plan, request.argv)
@@ -181,6 +183,14 @@ def _resume(request: RunRequest, root: Path) -> tuple[Plan, RunWriter, list]:
             raise BenchbotError(f"cannot resume: model file {path} changed since run {run.run_id} measured it "
                                 f"(sha256 {unit.cell.model_sha256[:12]}… then, {hashes[path][:12]}… now); put "
                                 "the original back, or start a new run for the new file")
+    stored_plan = run.manifest["plan"]
+    data, recorded = (stored_plan.get("inputs") or {}).get("input_data"), stored_plan.get("input_data_sha256")
+    if recorded and data:
+        if not Path(data).is_file():
+            raise BenchbotError(f"cannot resume: the --input-data file {data} of run {run.run_id} is gone")
+        if sha256_file(Path(data)) != recorded:
+            raise BenchbotError(f"cannot resume: the --input-data file {data} changed since run {run.run_id} used it; "
+                                "put the original back, or start a new run for the new data")
     writer.log("resume", units=[[u.cell.key, u.repetition] for u in todo])
     meta = {"interleave": run.manifest["plan"].get("interleave", True)}
     if run.manifest["plan"].get("inputs"):
