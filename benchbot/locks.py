@@ -106,6 +106,24 @@ def _read_holder(fd: int) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def run_writer(folder: Path) -> dict[str, Any] | None:
+    """Who writes this run now (host, pid, since), from its lock file, when that process runs on this host;
+    None when nobody does (or it is on another host, where this one cannot tell). Only reads: a reader never
+    takes the lock, so it cannot keep a writer out."""
+    try:
+        fd = os.open(Path(folder) / RUN_LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        holder = _read_holder(fd)
+    finally:
+        os.close(fd)
+    pid = holder.get("pid")
+    if isinstance(pid, int) and holder.get("host") == socket.gethostname() and _alive(pid, str(holder.get("start") or "")):
+        return holder
+    return None
+
+
 def _check_recorded_holder(fd: int, path: Path) -> None:
     holder = _read_holder(fd)
     pid = holder.get("pid")

@@ -804,10 +804,20 @@ class StoredRun:
     def complete(self) -> bool:
         return self.state == "complete"
 
+    @cached_property
+    def writer(self) -> dict[str, Any] | None:
+        """The benchbot process writing this run right now (host, pid, since), or None (`benchbot.locks`)."""
+        from benchbot.locks import run_writer
+
+        return run_writer(self.folder)
+
     @property
     def state(self) -> str:
-        """complete; incomplete (it ended early, or a cell did not finish); or damaged (every cell finished,
-        but some stored samples, events or log lines are not what was written)."""
+        """complete; running (a benchbot writes it now); incomplete (it ended early, or a cell did not finish);
+        or damaged (every cell finished, but some stored samples, events or log lines are not what was
+        written)."""
+        if self.writer is not None:
+            return "running"
         ended = any(e.get("event") == "run_end" for e in self.log)
         statuses = {self.status(c.key) for c in self.cells}
         if ended and statuses <= {"ok"} and not self.log_damage:
@@ -819,6 +829,9 @@ class StoredRun:
         state = self.state
         if state == "complete":
             return state
+        if self.writer is not None:
+            return (f"RUNNING (being written by benchbot pid {self.writer.get('pid')} since "
+                    f"{self.writer.get('since')}: this shows what is stored so far)")
         words = ["INCOMPLETE (some cells did not finish)"] if state == "incomplete" else []
         if damaged := len(self.damaged()):
             words.append(f"DAMAGED ({damaged} repetition(s) whose stored samples or events are not whole; "

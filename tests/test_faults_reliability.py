@@ -561,3 +561,25 @@ def test_a_benchbot_bug_on_one_device_fails_its_cells_by_name_and_keeps_what_it_
     run = benchbot.load_run(outcome.run_id, results=tmp_path / "results")
     assert [e["status"] for e in run.log if e["event"] == "run_end"] == ["partial"]
     assert sum(1 for c in run.cells for a in run.repetitions(c.key).values() if a.status == "ok") == 1
+
+
+def test_a_run_being_written_says_so_and_whose_it_is(cli_env: dict[str, str], local: Path) -> None:
+    """A report or listing read while a run is written shows it as RUNNING, with the writer's pid, instead of
+    as an incomplete run; afterwards as complete. The reader only reads the lock file: it never takes it."""
+    results = Path(cli_env["BENCHBOT_RESULTS"])
+    proc = subprocess.Popen(BENCHBOT + ["run", "--models", str(_smallest()), "--variants", "fp32", "--quiet",
+                                        *timing(2)], env=cli_env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(results, "cell_start")
+        [folder] = list(results.iterdir())
+        listed = run_cli(["runs"], cli_env)
+        assert listed.stdout.startswith(f"{folder.name}  running "), listed.stdout + listed.stderr
+        shown = run_cli(["report", "--no-plots"], cli_env)
+        flat = " ".join(shown.stdout.split())
+        assert shown.returncode == 0 and f"RUNNING (being written by benchbot pid {proc.pid} since " in flat, flat
+        assert "INCOMPLETE" not in shown.stdout
+    finally:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err  # reading it did not disturb the writer
+    assert run_cli(["runs"], cli_env).stdout.startswith(f"{folder.name}  complete ")

@@ -256,6 +256,9 @@ def report_notes(data: ReportData) -> list[str]:
                 notes.append(f"{device_label(device, emu)} appears in runs {', '.join(run_ids)}; rows keep their run "
                              "id and relative columns compare variants within one run.")
     for run in data.runs:
+        if run.state == "running":
+            notes.append(f"Run {run.run_id} is still being written (benchbot pid {(run.writer or {}).get('pid')}): "
+                         "its figures are those stored so far, and cells still to come show as not finished.")
         if run.state == "incomplete":
             notes.append(f"Run {run.run_id} is incomplete: some cells did not finish (see the failures below).")
         if damaged := len(run.damaged()):
