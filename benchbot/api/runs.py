@@ -14,7 +14,7 @@ class RunEntry:
     """One stored run as `benchbot runs` lists it; `damaged` is None unless verified."""
 
     run_id: str
-    state: str  # complete, incomplete or damaged (StoredRun.state)
+    state: str  # StoredRun.state (complete, running, incomplete, damaged), or unreadable
     cells_ok: int
     cells: int
     devices: list[str] = field(default_factory=list)

@@ -200,12 +200,11 @@ def run_spreads(a: Run, b: Run) -> tuple[SpreadFor, Callable[[Comparison], list[
                 continue
             size = f"{100 * used[0]:.1f} %" + (f" to {100 * used[-1]:.1f} %" if used[-1] - used[0] >= 5e-4 else "")
             missing = sum(1 for c in mine if not c.run_sd_runs)
-            source = (f"the device's other cells in these two runs and {len(others)} other run(s) in the results "
-                      "folder")
-            added = (f"the intervals add a run-to-run spread of {size}, learned for each cell from {source}"
-                     if used[-1] >= 5e-4 else
-                     "the intervals add no run-to-run spread: the device's other cells moved no more across these "
-                     f"two runs and {len(others)} other run(s) in the results folder than their repetitions do")
+            where = f"these two runs and {len(others)} other run(s) in the results folder"
+            added = (f"the intervals add a run-to-run spread of {size}, learned for each cell from the device's "
+                     f"other cells in {where}" if used[-1] >= 5e-4 else
+                     "the intervals add no run-to-run spread: the device's other cells moved no more across "
+                     f"{where} than their repetitions do")
             notes.append(f"{device}: {added}" + (f"; {missing} cell(s) had none to learn from and assume {assumed}"
                                                  if missing else "") + ".")
         return notes

@@ -325,8 +325,9 @@ def column_kind(column: str) -> str:
     return next((k for c, _, k in COLUMNS if c == column), "s")
 
 
-#: What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection; its tab and carriage
+#: return never lead a cell here, since `fmt.name` escapes control characters first).
+_FORMULA_START = ("=", "+", "-", "@")
 
 
 def _csv_text(value: str) -> str:
