@@ -379,7 +379,17 @@ def list_runs(root: Path | None = None) -> list[Path]:
     root = results_root(root)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and _looks_like_run(p))
+    return sorted((p for p in root.iterdir() if p.is_dir() and _looks_like_run(p)), key=_creation_order)
+
+
+def _creation_order(folder: Path) -> tuple[str, int, str]:
+    """Run ids sort by the second they were made in; two runs of one second (two benchbots started together)
+    by when their manifest was written, so "the latest run" is the one started last, not the larger random tail."""
+    try:
+        written = (folder / "manifest.json").stat().st_mtime_ns
+    except OSError:
+        written = 0
+    return folder.name[:15], written, folder.name
 
 
 def find_run(run: str | os.PathLike[str] | None = None, root: Path | None = None) -> Path:

@@ -297,12 +297,15 @@ def test_a_device_is_benchmarked_by_one_benchbot_at_a_time(cli_env: dict[str, st
     assert (f"local: the device is busy: another benchbot (host {os.uname().nodename}, pid {first.pid}, since"
             in second.stderr)
     assert f"holds its lock {local / 'device.lock'}" in second.stderr
-    runs = sorted(p.name for p in results.iterdir())
+    runs = {p.name for p in results.iterdir()}
     assert len(runs) == 2
-    busy = benchbot.load_run(runs[1], results=results)
+    # by the id the second one printed: both runs can start in the same second, so their names need not sort so
+    [busy_id] = [r for r in runs if f"run {r}: " in second.stderr]
+    [first_id] = runs - {busy_id}
+    busy = benchbot.load_run(busy_id, results=results)
     assert (busy.summary["status"] == "failed").all() and busy.samples.empty, "the busy device was measured"
-    assert (benchbot.load_run(runs[0], results=results).summary["status"] == "ok").all()
-    again = run_cli(["run", "--resume", runs[1], *QUICK], cli_env)  # the device is free again
+    assert (benchbot.load_run(first_id, results=results).summary["status"] == "ok").all()
+    again = run_cli(["run", "--resume", busy_id, *QUICK], cli_env)  # the device is free again
     assert again.returncode == 0, again.stderr
 
 

@@ -110,7 +110,7 @@ def test_two_benchbots_never_share_a_device_over_ssh(fleet: Fleet, family: Path)
             in second.stderr), second.stderr
     assert f"holds its lock {lock}" in second.stderr
     assert not lock.exists(), "the first run did not give the device back"
-    runs = sorted(p.name for p in fleet.results.iterdir())
+    runs = [p.name for p in benchbot.list_runs(fleet.results)]  # started in the same second, in start order
     busy = benchbot.load_run(runs[1], results=fleet.results)
     assert (busy.summary["status"] == "failed").all() and busy.samples.empty
     assert (benchbot.load_run(runs[0], results=fleet.results).summary["status"] == "ok").all()

@@ -299,7 +299,7 @@ def test_telemetry_columns_file_loads_as_the_events_do(tmp_path: Path) -> None:
 def test_a_run_whose_manifest_is_damaged_or_missing_is_named_and_never_hides_the_others(tmp_path: Path) -> None:
     whole = _fixture(2, tmp_path)
     results = whole.parent
-    damaged, missing = results / "20261201-000000-aaaa", results / "20261201-000000-bbbb"
+    damaged, missing = results / "20261201-000000-aaaa", results / "20261201-000001-bbbb"
     shutil.copytree(whole, damaged)
     shutil.copytree(whole, missing)
     (damaged / "manifest.json").write_text('{"format": "benchbot-run", "plan": ')  # cut mid-write
@@ -354,3 +354,20 @@ def test_unreadable_lines_in_events_and_the_run_log_are_damage_but_a_torn_last_l
     shown = run_cli(["report", "--no-plots", "--format", "md", folder.name], env)
     assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
     assert f"Run {run.run_id}: {run.log_damage}; what those lines said" in shown.stdout
+
+
+def test_runs_of_one_second_sort_in_the_order_they_were_started(tmp_path: Path) -> None:
+    import os
+
+    from benchbot.store import find_run, list_runs
+
+    first, second = tmp_path / "20261203-120000-ffff", tmp_path / "20261203-120000-0000"  # the later, smaller tail
+    for folder, when in ((first, 1_000), (second, 2_000)):
+        folder.mkdir()
+        (folder / "manifest.json").write_text("{}")
+        os.utime(folder / "manifest.json", ns=(when, when))
+    older = tmp_path / "20261203-115959-9999"
+    older.mkdir()
+    (older / "log.jsonl").write_text("")  # a run without its manifest still sorts by its second
+    assert list_runs(tmp_path) == [older, first, second]
+    assert find_run(None, tmp_path) == second
